@@ -1,0 +1,22 @@
+"""The whole configuration as read for one node."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from .cluster import Corosync
+from .common import Model
+from .fwfile import ClusterFw, HostFw, VnetFw
+from .guest import Guest
+from .sdn import Ipam, Sdn
+
+
+class PveConfig(Model):
+    nodename: str
+    cluster: ClusterFw = Field(default_factory=ClusterFw)
+    host: HostFw = Field(default_factory=HostFw)
+    corosync: Corosync = Field(default_factory=Corosync)
+    guests: dict[int, Guest] = Field(default_factory=dict)  # local guests only, by vmid
+    sdn: Sdn = Field(default_factory=Sdn)
+    ipam: Ipam = Field(default_factory=Ipam)
+    vnets: dict[str, VnetFw] = Field(default_factory=dict)  # sdn/firewall/<name>.fw

@@ -1,0 +1,100 @@
+"""The desired ruleset: nft objects the compiler produces, before rendering.
+
+This is the pivot of the design. ``compile`` renders it to nft JSON commands, ``apply``
+sends it in one transaction, the daemon diffs two of them, and every rule keeps the
+config origin it came from (``origin``, rendered as the rule comment) so counters and
+traces map back to a file and line.
+
+Expressions and statements are nft JSON fragments (plain dicts) built with
+:mod:`proxmox_fw.nft.expr`; the object model only owns structure and ordering.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+Json = Any  # a JSON fragment (dict / list / str / int / None)
+
+INET = "inet"
+BRIDGE = "bridge"
+HOST_TABLE = "proxmox-firewall"
+GUEST_TABLE = "proxmox-firewall-guests"
+
+
+@dataclass(slots=True)
+class Rule:
+    expr: list[Json]
+    origin: str | None = None  # "firewall/cluster.fw:12" or a built-in tag like "default"
+
+
+@dataclass(slots=True)
+class Chain:
+    name: str
+    rules: list[Rule] = field(default_factory=list)
+    # True for chains the skeleton declares (cluster-in, option-in, ...): the compiler only
+    # fills them (flush + add rule); False for chains it creates (guest-*, group-*, ...).
+    in_skeleton: bool = False
+
+    def add(self, expr: list[Json], origin: str | None = None) -> None:
+        self.rules.append(Rule(expr, origin))
+
+
+@dataclass(slots=True)
+class Set:
+    name: str
+    type: str  # "ipv4_addr", "ipv6_addr", "ifname . ether_addr", ...
+    flags: list[str] = field(default_factory=list)
+    auto_merge: bool = False
+    elements: list[Json] = field(default_factory=list)
+    comment: str | None = None
+
+
+@dataclass(slots=True)
+class Map:
+    """A verdict map the skeleton declares; the compiler only adds elements."""
+
+    name: str
+    elements: list[tuple[Json, Json]] = field(default_factory=list)  # (key, verdict)
+
+
+@dataclass(slots=True)
+class CtHelper:
+    name: str
+    type: str
+    protocol: str
+    l3proto: str | None = None  # "ip" for v4-only helpers, None for both families
+
+
+@dataclass(slots=True)
+class Table:
+    family: str
+    name: str
+    enabled: bool = True  # False: the table must not exist (rendered as delete table)
+    chains: dict[str, Chain] = field(default_factory=dict)
+    sets: dict[str, Set] = field(default_factory=dict)
+    maps: dict[str, Map] = field(default_factory=dict)
+    ct_helpers: dict[str, CtHelper] = field(default_factory=dict)
+
+    def chain(self, name: str, *, in_skeleton: bool = False) -> Chain:
+        """Get or create a chain; creation order is kept for rendering."""
+        ch = self.chains.get(name)
+        if ch is None:
+            ch = self.chains[name] = Chain(name, in_skeleton=in_skeleton)
+        return ch
+
+    def map(self, name: str) -> Map:
+        m = self.maps.get(name)
+        if m is None:
+            m = self.maps[name] = Map(name)
+        return m
+
+
+@dataclass(slots=True)
+class Ruleset:
+    host: Table = field(default_factory=lambda: Table(INET, HOST_TABLE))
+    guests: Table = field(default_factory=lambda: Table(BRIDGE, GUEST_TABLE))
+
+    @property
+    def tables(self) -> tuple[Table, Table]:
+        return (self.host, self.guests)
