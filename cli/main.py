@@ -1,0 +1,122 @@
+"""The ``proxmox-firewall`` command line. Thin: parse arguments, call the library, print."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from proxmox_fw import log
+from proxmox_fw.diagnostics import Diagnostics, Severity
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Proxmox VE nftables firewall: compile /etc/pve firewall config to nftables.",
+)
+
+# Exit codes (documented in the README).
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_PARTIAL = 3  # host table applied; the guest table needs kernel features that are missing
+
+
+@dataclass
+class Globals:
+    pve_dir: Path
+    nodename: str
+
+
+def default_nodename() -> str:
+    return socket.gethostname().split(".", 1)[0]
+
+
+@app.callback()
+def main_options(
+    ctx: typer.Context,
+    pve_dir: Annotated[Path, typer.Option(
+        "--pve-dir", envvar="PROXMOX_FW_PVE_DIR",
+        help="Root of the Proxmox VE configuration tree.",
+    )] = Path("/etc/pve"),
+    nodename: Annotated[str | None, typer.Option(
+        "--nodename", envvar="PROXMOX_FW_NODENAME",
+        help="This node's name (default: the short hostname).", show_default=False,
+    )] = None,
+) -> None:
+    log.setup()
+    ctx.obj = Globals(pve_dir, nodename or default_nodename())
+
+
+def report(diags: Diagnostics, pve_dir: Path) -> None:
+    """Config diagnostics as warnings on stderr, each naming the file and line."""
+    logger = log.get()
+    for d in diags:
+        where = str(pve_dir / d.file) + (f":{d.line}" if d.line is not None else "")
+        if d.severity is Severity.INFO:
+            logger.info(d.message, where=where)
+        else:
+            logger.warning(d.message, where=where)
+
+
+def _compile(g: Globals, *, detect: bool = True):  # type: ignore[no-untyped-def]
+    from proxmox_fw.localnet import detect_local_network
+    from proxmox_fw.pipeline import compile_dir
+
+    local = detect_local_network(g.nodename) if detect else None
+    if local is not None:
+        for w in local.warnings:
+            log.get().warning(w)
+    result = compile_dir(g.pve_dir, g.nodename, local_net=local.detected if local else None)
+    report(result.diagnostics, g.pve_dir)
+    return result
+
+
+@app.command("compile")
+def compile_cmd(ctx: typer.Context) -> None:
+    """Print the nftables JSON commands for the configuration (apply after `skeleton`)."""
+    from proxmox_fw.nft.render import render_document
+
+    result = _compile(ctx.obj)
+    sys.stdout.write(json.dumps(render_document(result.ruleset), indent=2) + "\n")
+
+
+@app.command()
+def skeleton() -> None:
+    """Print the bundled base ruleset (input for `nft -f -`)."""
+    from proxmox_fw.nft.skeleton import skeleton_text
+
+    sys.stdout.write(skeleton_text())
+
+
+@app.command("apply")
+def apply_cmd(ctx: typer.Context) -> None:
+    """Load skeleton and compiled rules into the kernel in one transaction."""
+    from proxmox_fw.apply_cmd import apply_config
+
+    code = apply_config(_compile(ctx.obj))
+    raise typer.Exit(code)
+
+
+@app.command()
+def localnet(ctx: typer.Context) -> None:
+    """Show the detected local network and the management ipset (seed §13.5.1)."""
+    from proxmox_fw.localnet_cmd import localnet_report
+
+    g: Globals = ctx.obj
+    sys.stdout.write(localnet_report(g.pve_dir, g.nodename))
+
+
+def main() -> None:
+    # Allow `proxmox-firewall` to be run with `PVE_LOG` only; typer handles the rest.
+    os.environ.setdefault("PVE_LOG", "warn")
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,32 @@
+"""Compilation: config models → desired ruleset. Pure functions, no I/O."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..diagnostics import Diagnostics
+from ..model import PveConfig
+from ..nft.objects import Ruleset
+from .context import CompileOptions
+from .guests import compile_guests
+from .host import compile_host, firewall_active
+from .sysctl import side_effects
+
+__all__ = ["CompileOptions", "CompileResult", "compile_config", "firewall_active"]
+
+
+@dataclass(slots=True)
+class CompileResult:
+    ruleset: Ruleset
+    diagnostics: Diagnostics
+    # Files to write when applying (sysctls, log_nf_conntrack): path -> content.
+    side_effects: dict[str, str] = field(default_factory=dict)
+
+
+def compile_config(
+    cfg: PveConfig, opts: CompileOptions, diags: Diagnostics | None = None
+) -> CompileResult:
+    diags = diags if diags is not None else Diagnostics()
+    rs = Ruleset(host=compile_host(cfg, opts, diags), guests=compile_guests(cfg, opts, diags))
+    effects = side_effects(cfg) if firewall_active(cfg, opts) else {}
+    return CompileResult(rs, diags, effects)

@@ -1,0 +1,243 @@
+"""The guest table ``bridge proxmox-firewall-guests``: VM/CT ports and vnet firewalls.
+
+Present only when some guest or vnet firewall is enabled (upstream deletes it otherwise).
+Guest chains are entered by port name through ``vm-map-in``/``vm-map-out`` and always end
+in their policy verdict.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable
+
+from ..diagnostics import Diagnostics
+from ..model import (
+    Direction,
+    Guest,
+    GuestOptions,
+    LogLevel,
+    Nic,
+    PveConfig,
+)
+from ..nft import expr as x
+from ..nft.expr import Json
+from ..nft.objects import BRIDGE, GUEST_TABLE, Chain, Table
+from .context import CompileOptions
+from .host import firewall_active, management_entries
+from .ipsets import Entry, add_sets, resolve_entries, sdn_entries
+from .logging import log_statements
+from .refs import RefScope
+from .rules import RuleTarget, compile_rule, verdict_stmt
+from .vnets import vnet_chain
+
+OWNED_CHAINS = ("invalid-conntrack",)
+
+
+def guests_needed(cfg: PveConfig, opts: CompileOptions) -> bool:
+    if not firewall_active(cfg, opts):
+        return False
+    return any(guest_enabled(g) for g in cfg.guests.values()) or any(
+        v.options.enable for v in cfg.vnets.values()
+    )
+
+
+def guest_enabled(guest: Guest) -> bool:
+    return guest.fw.present and guest.fw.options.enable
+
+
+def firewalled_nics(guest: Guest) -> list[Nic]:
+    return [n for n in sorted(guest.nics.values(), key=lambda n: n.index) if n.firewall]
+
+
+def link_local(mac: str) -> ipaddress.IPv6Interface:
+    """The EUI-64 link-local address NDP uses (seed §13.6.3, §13.11)."""
+    octets = [int(o, 16) for o in mac.split(":")]
+    octets[0] ^= 0x02
+    eui = [*octets[:3], 0xFF, 0xFE, *octets[3:]]
+    groups = [f"{eui[i] << 8 | eui[i + 1]:x}" for i in range(0, 8, 2)]
+    return ipaddress.IPv6Interface(f"fe80::{':'.join(groups)}/128")
+
+
+def compile_guests(cfg: PveConfig, opts: CompileOptions, diags: Diagnostics) -> Table:
+    table = Table(BRIDGE, GUEST_TABLE)
+    if not guests_needed(cfg, opts):
+        table.enabled = False
+        return table
+    for name in OWNED_CHAINS:
+        table.chain(name, in_skeleton=True)
+    for name in ("vm-map-in", "vm-map-out", "bridge-map"):
+        table.map(name)
+    if not cfg.host.options.nf_conntrack_allow_invalid:
+        table.chain("invalid-conntrack").add([x.drop()], f"nodes/{cfg.nodename}/host.fw")
+
+    sdn = sdn_entries(cfg.sdn, cfg.ipam)
+    dc_scope = RefScope(cfg.cluster, sdn_sets=frozenset(sdn))
+    for name, entries in sdn.items():
+        add_sets(table, f"sdn/{name}", entries)
+    add_sets(table, "dc/management", management_entries(cfg, opts, dc_scope, Diagnostics()))
+    if "blacklist" not in cfg.cluster.ipsets:
+        add_sets(table, "dc/blacklist", [])
+    for key, ipset in cfg.cluster.ipsets.items():
+        if key != "management":
+            add_sets(table, f"dc/{key}", resolve_entries(ipset, dc_scope, Diagnostics()),
+                     ipset.comment)
+
+    groups = frozenset(cfg.cluster.groups)
+    ratelimit = cfg.cluster.options.log_ratelimit
+    for group in cfg.cluster.groups.values():
+        for direction in Direction:
+            chain = table.chain(f"group-{group.name}-{direction.value}")
+            tgt = RuleTarget(chain.name, direction, dc_scope, ratelimit,
+                             iface_key=_iface_key(direction), iface_map=lambda _n: None,
+                             reject=_reject(direction))
+            for rule in group.rules:
+                chain.rules.extend(compile_rule(rule, tgt, diags))
+
+    for vmid in sorted(cfg.guests):
+        guest = cfg.guests[vmid]
+        if guest_enabled(guest):
+            _guest(table, cfg, guest, groups, sdn, diags)
+    for name in sorted(cfg.vnets):
+        vnet = cfg.vnets[name]
+        if vnet.options.enable:
+            # Reached from the bridge forward hook, where the kernel refuses reject.
+            vnet_chain(table, cfg, vnet, dc_scope, groups, diags, reject=x.drop)
+            table.map("bridge-map").elements.append(
+                (x.concat(vnet.name, vnet.name), x.jump(f"bridge-{vnet.name}"))
+            )
+    return table
+
+
+def _iface_key(direction: Direction) -> str:
+    # Towards the guest the frame leaves through the guest's port (oifname); from the guest
+    # it enters through it (iifname).
+    return "oifname" if direction is Direction.IN else "iifname"
+
+
+def _reject(direction: Direction) -> Callable[[], Json]:
+    # The kernel allows a bridge reject only on the prerouting/input path; guest IN runs in
+    # postrouting, so REJECT there is a drop (seed §13.13, as upstream).
+    if direction is Direction.OUT:
+        return lambda: x.jump("do-reject")
+    return x.drop
+
+
+def _guest(
+    table: Table,
+    cfg: PveConfig,
+    guest: Guest,
+    groups: frozenset[str],
+    sdn: dict[str, list[Entry]],
+    diags: Diagnostics,
+) -> None:
+    vmid = guest.vmid
+    opts = guest.fw.options
+    fwfile = f"firewall/{vmid}.fw"
+    scope = RefScope(cfg.cluster, guest.fw, vmid, frozenset(sdn))
+    nics = firewalled_nics(guest)
+    ports = {n.key: guest.port_name(n.index) for n in nics}
+
+    for key, ipset in guest.fw.ipsets.items():
+        if not key.startswith("ipfilter-net"):
+            add_sets(table, f"guest-{vmid}/{key}", resolve_entries(ipset, scope, diags),
+                     ipset.comment)
+
+    out = table.chain(f"guest-{vmid}-out")
+    inn = table.chain(f"guest-{vmid}-in")
+    out.add([x.jump("pre-vm-out")], fwfile)
+    inn.add([x.jump("pre-vm-in")], fwfile)
+
+    if opts.macfilter:
+        for nic in nics:
+            if nic.mac:
+                port = x.match(x.meta("iifname"), ports[nic.key])
+                mac = nic.mac.lower()
+                out.add([port, x.match(x.payload("ether", "saddr"), mac, "!="), x.drop()],
+                        str(nic.origin))
+                out.add([port, x.match(x.meta("protocol"), "arp"),
+                         x.match(x.payload("arp", "saddr ether"), mac, "!="), x.drop()],
+                        str(nic.origin))
+    out.add([x.jump("allow-dhcp-out" if opts.dhcp else "block-dhcp-out")], fwfile)
+    inn.add([x.jump("allow-dhcp-in" if opts.dhcp else "block-dhcp-in")], fwfile)
+    out.add([x.jump("allow-ndp-out" if opts.ndp else "block-ndp-out")], fwfile)
+    inn.add([x.jump("allow-ndp-in" if opts.ndp else "block-ndp-in")], fwfile)
+    out.add([x.jump("allow-ra-out" if opts.radv else "block-ra-out")], fwfile)
+    for nic in nics:
+        _ipfilter(table, out, guest, nic, ports[nic.key], scope, diags)
+    out.add([x.match(x.meta("protocol"), "arp"), x.accept()], fwfile)
+
+    ratelimit = cfg.cluster.options.log_ratelimit
+    for direction, chain in ((Direction.IN, inn), (Direction.OUT, out)):
+        chain.add([x.mangle(x.ct("mark"), vmid)], fwfile)
+        accept = _accept_stmt(opts)
+        tgt = RuleTarget(
+            chain=chain.name,
+            direction=direction,
+            scope=scope,
+            ratelimit=ratelimit,
+            vmid=vmid,
+            iface_key=_iface_key(direction),
+            iface_map=ports.get,
+            reject=_reject(direction),
+            groups=groups,
+            accept=accept,
+        )
+        for rule in guest.fw.rules:
+            chain.rules.extend(compile_rule(rule, tgt, diags))
+        policy = opts.policy_in if direction is Direction.IN else opts.policy_out
+        level = opts.log_level_in if direction is Direction.IN else opts.log_level_out
+        logs = log_statements(ratelimit, vmid, level or LogLevel.NOLOG, chain.name, policy)
+        if logs:
+            chain.add(logs, fwfile)
+        chain.add([x.counter(), verdict_stmt(policy, tgt)], fwfile)
+
+    if ports:
+        for port in ports.values():
+            table.map("vm-map-in").elements.append((port, x.goto(inn.name)))
+            table.map("vm-map-out").elements.append((port, x.goto(out.name)))
+
+
+def _accept_stmt(opts: GuestOptions) -> Callable[[], Json] | None:
+    """With ``ips: 1`` accepted traffic goes to NFQUEUE (seed §13.10.2); ``bypass`` keeps it
+    flowing when no IPS listens."""
+    if not opts.ips:
+        return None
+    lo, hi = opts.ips_queues or (0, 0)
+    return lambda: x.queue(lo, hi, bypass=True, fanout=hi > lo)
+
+
+def _ipfilter(
+    table: Table,
+    out: Chain,
+    guest: Guest,
+    nic: Nic,
+    port: str,
+    scope: RefScope,
+    diags: Diagnostics,
+) -> None:
+    """Drop traffic from the NIC whose source is not in its ``ipfilter-netN`` set.
+
+    The set is active when defined, or implicitly with ``ipfilter: 1`` (seed §13.6.3); it
+    always also holds the MAC's link-local address and, for containers, their configured
+    addresses.
+    """
+    ipset = guest.fw.ipsets.get(f"ipfilter-{nic.key}")
+    if ipset is None and not guest.fw.options.ipfilter:
+        return
+    entries: list[Entry] = resolve_entries(ipset, scope, diags) if ipset else []
+    if nic.mac:
+        entries.append((link_local(nic.mac), False))
+    for addr in (nic.ip, nic.ip6):
+        if addr is not None:
+            entries.append((ipaddress.ip_interface(addr.ip), False))
+    base = f"guest-{guest.vmid}/ipfilter-{nic.key}"
+    add_sets(table, base, entries)
+    origin = str(ipset.origin) if ipset else str(nic.origin)
+    iif = x.match(x.meta("iifname"), port)
+    for fam, v in (("ip", "v4"), ("ip6", "v6")):
+        left = x.payload(fam, "saddr")
+        out.add([iif, x.match(left, x.set_ref(f"{v}-{base}"), "!="), x.drop()], origin)
+        out.add([iif, x.match(left, x.set_ref(f"{v}-{base}-nomatch")), x.drop()], origin)
+    arp_left = x.payload("arp", "saddr ip")
+    out.add([iif, x.match(x.meta("protocol"), "arp"),
+             x.match(arp_left, x.set_ref(f"v4-{base}"), "!="), x.drop()], origin)

@@ -1,0 +1,40 @@
+"""Vnet (SDN bridge) firewall chains ``bridge-<vnet>``, built alike in both tables."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ..diagnostics import Diagnostics
+from ..model import Direction, PveConfig, VnetFw
+from ..nft import expr as x
+from ..nft.expr import Json
+from ..nft.objects import Chain, Table
+from .logging import log_statements
+from .refs import RefScope
+from .rules import RuleTarget, compile_rule, verdict_stmt
+
+
+def vnet_chain(
+    table: Table,
+    cfg: PveConfig,
+    vnet: VnetFw,
+    scope: RefScope,
+    groups: frozenset[str],
+    diags: Diagnostics,
+    reject: Callable[[], Json],
+) -> Chain:
+    """``bridge-<vnet>``: conntrack first, the FORWARD rules, then the logged policy."""
+    chain = table.chain(f"bridge-{vnet.name}")
+    origin = f"sdn/firewall/{vnet.name}.fw"
+    chain.add([x.jump("before-bridge")], origin)
+    ratelimit = cfg.cluster.options.log_ratelimit
+    tgt = RuleTarget(chain.name, Direction.FORWARD, scope, ratelimit,
+                     iface_map=lambda _n: None, reject=reject, groups=groups)
+    for rule in vnet.rules:
+        chain.rules.extend(compile_rule(rule, tgt, diags))
+    policy = vnet.options.policy_forward
+    logs = log_statements(ratelimit, 0, vnet.options.log_level_forward, chain.name, policy)
+    if logs:
+        chain.add(logs, origin)
+    chain.add([x.counter(), verdict_stmt(policy, tgt)], origin)
+    return chain

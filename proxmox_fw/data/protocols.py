@@ -1,0 +1,86 @@
+"""IP protocol names and numbers for ``-p``.
+
+The built-in names are the ones nft knows and the firewall treats specially; any other
+name is looked up in ``/etc/protocols`` (as Perl does), and any number 0-255 is valid.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+from types import MappingProxyType
+from typing import Final
+
+ETC_PROTOCOLS: Final = Path("/etc/protocols")
+
+# Canonical (nft) name -> number, plus the accepted aliases.
+BUILTIN_PROTOCOLS: Final = MappingProxyType(
+    {
+        "icmp": 1,
+        "tcp": 6,
+        "udp": 17,
+        "dccp": 33,
+        "icmpv6": 58,
+        "sctp": 132,
+        "udplite": 136,
+    }
+)
+_BUILTIN_ALIASES: Final = {"ipv6-icmp": "icmpv6"}
+
+# Protocols whose header starts with 16-bit source and destination ports.
+PORT_PROTOCOLS: Final = frozenset({6, 17, 33, 132, 136})
+
+
+def _parse_protocols_file(text: str) -> tuple[dict[str, int], dict[int, str]]:
+    by_name: dict[str, int] = {}
+    by_number: dict[int, str] = {}
+    for raw in text.splitlines():
+        fields = raw.split("#", 1)[0].split()
+        if len(fields) < 2 or not fields[1].isdecimal():
+            continue
+        number = int(fields[1])
+        if not 0 <= number <= 255:
+            continue
+        by_number.setdefault(number, fields[0].lower())
+        for name in (fields[0], *fields[2:]):
+            by_name.setdefault(name.lower(), number)
+    return by_name, by_number
+
+
+@cache
+def _system_protocols(path: Path = ETC_PROTOCOLS) -> tuple[dict[str, int], dict[int, str]]:
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return {}, {}
+    return _parse_protocols_file(text)
+
+
+def lookup_protocol(value: str) -> tuple[str, int] | None:
+    """``(canonical name, number)`` for a ``-p`` value, or None if it is unknown.
+
+    Numbers name themselves with the built-in or /etc/protocols name when there is one,
+    so ``-p 6`` and ``-p tcp`` compare equal.
+    """
+    key = value.lower()
+    key = _BUILTIN_ALIASES.get(key, key)
+    by_name = _system_protocols()[0]
+    if key.isdecimal() and key.isascii():
+        number = int(key)
+        if not 0 <= number <= 255:
+            return None
+        return protocol_name(number), number
+    if key in BUILTIN_PROTOCOLS:
+        return key, BUILTIN_PROTOCOLS[key]
+    if key in by_name:
+        number = by_name[key]
+        return protocol_name(number), number
+    return None
+
+
+def protocol_name(number: int) -> str:
+    """The canonical name of a protocol number (the number itself if it has none)."""
+    for name, num in BUILTIN_PROTOCOLS.items():
+        if num == number:
+            return name
+    return _system_protocols()[1].get(number, str(number))

@@ -1,0 +1,170 @@
+"""Reads every input of one node from a :class:`ConfigSource` into a :class:`PveConfig`.
+
+A missing file means what it means on a real node (cluster.fw → firewall disabled,
+host.fw → defaults, no ``<vmid>.fw`` → guest firewall disabled). A broken file costs
+what it must and no more: the parsers report and skip bad pieces, an unparsable JSON
+file counts as missing, and everything else still loads. Nothing here raises.
+"""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+from .diagnostics import Diagnostics
+from .model import (
+    ClusterFw,
+    Corosync,
+    Guest,
+    GuestFw,
+    GuestKind,
+    HostFw,
+    Ipam,
+    Nic,
+    PveConfig,
+    Sdn,
+    VmListEntry,
+    VnetFw,
+)
+from .parse.corosync import parse_corosync
+from .parse.fwfile import parse_cluster_fw, parse_guest_fw, parse_host_fw, parse_vnet_fw
+from .parse.guestconf import parse_guest_conf
+from .parse.ipam import parse_ipam
+from .parse.sdn import parse_sdn
+from .parse.vmlist import parse_vmlist
+from .source import ConfigSource
+
+CLUSTER_FW = "firewall/cluster.fw"
+COROSYNC_CONF = "corosync.conf"
+VMLIST = ".vmlist"
+SDN_RUNNING_CONFIG = "sdn/.running-config"
+IPAM_FILES = ("sdn/pve-ipam-state.json", "priv/ipam.db")  # current, then legacy
+VNET_FW_DIR = "sdn/firewall"
+MAX_VNET_NAME = 15  # an interface name
+
+_FwT = TypeVar("_FwT", ClusterFw, HostFw, GuestFw)
+_CONF_DIRS: dict[GuestKind, str] = {"qemu": "qemu-server", "lxc": "lxc"}
+
+
+def host_fw_paths(nodename: str) -> tuple[str, str]:
+    """Where host.fw is looked for: the node's own directory, then the ``local`` link."""
+    return (f"nodes/{nodename}/host.fw", "local/host.fw")
+
+
+def guest_fw_path(vmid: int) -> str:
+    return f"firewall/{vmid}.fw"
+
+
+def guest_conf_path(nodename: str, kind: GuestKind, vmid: int) -> str:
+    return f"nodes/{nodename}/{_CONF_DIRS[kind]}/{vmid}.conf"
+
+
+def load_config(source: ConfigSource, nodename: str, diags: Diagnostics) -> PveConfig:
+    """The configuration as node ``nodename`` sees it; problems go to ``diags``."""
+    return PveConfig(
+        nodename=nodename,
+        cluster=_load_cluster(source, diags),
+        host=_load_host(source, nodename, diags),
+        corosync=_load_corosync(source, diags),
+        guests=_load_guests(source, nodename, diags),
+        sdn=_load_sdn(source, diags),
+        ipam=_load_ipam(source, diags),
+        vnets=_load_vnets(source, diags),
+    )
+
+
+def watched_paths(config: PveConfig) -> list[str]:
+    """Every path whose change can change ``config``: feed to ``source.fingerprint``.
+
+    Missing files are included on purpose: their appearance is a change too. The
+    directory ``sdn/firewall`` is included so a new vnet file is noticed.
+    """
+    node = config.nodename
+    paths = [CLUSTER_FW, *host_fw_paths(node), COROSYNC_CONF, VMLIST, SDN_RUNNING_CONFIG,
+             *IPAM_FILES, VNET_FW_DIR]
+    for vmid, guest in config.guests.items():
+        paths += [guest_fw_path(vmid), guest_conf_path(node, guest.kind, vmid)]
+    paths += [f"{VNET_FW_DIR}/{name}.fw" for name in config.vnets]
+    return paths
+
+
+def _load_cluster(source: ConfigSource, diags: Diagnostics) -> ClusterFw:
+    text = source.read(CLUSTER_FW, diags)
+    if text is None:
+        return ClusterFw()
+    return _present(parse_cluster_fw(text, CLUSTER_FW, diags))
+
+
+def _load_host(source: ConfigSource, nodename: str, diags: Diagnostics) -> HostFw:
+    for path in host_fw_paths(nodename):
+        text = source.read(path, diags)
+        if text is not None:
+            return _present(parse_host_fw(text, path, diags))
+    return HostFw()
+
+
+def _load_corosync(source: ConfigSource, diags: Diagnostics) -> Corosync:
+    text = source.read(COROSYNC_CONF, diags)
+    if text is None:
+        return Corosync()  # a single node without a cluster
+    return parse_corosync(text, COROSYNC_CONF, diags)
+
+
+def _load_guests(source: ConfigSource, nodename: str, diags: Diagnostics) -> dict[int, Guest]:
+    text = source.read(VMLIST, diags)
+    if text is None:
+        diags.warning(VMLIST, None, "guest list missing: no guest firewalls")
+        return {}
+    entries = parse_vmlist(text, VMLIST, diags)
+    return {
+        entry.vmid: _load_guest(source, entry, diags)
+        for entry in entries
+        if entry.node == nodename
+    }
+
+
+def _load_guest(source: ConfigSource, entry: VmListEntry, diags: Diagnostics) -> Guest:
+    fw_path = guest_fw_path(entry.vmid)
+    fw_text = source.read(fw_path, diags)
+    fw = GuestFw() if fw_text is None else _present(parse_guest_fw(fw_text, fw_path, diags))
+    conf_path = guest_conf_path(entry.node, entry.kind, entry.vmid)
+    conf_text = source.read(conf_path, diags)
+    nics: dict[int, Nic] = {}
+    if conf_text is not None:
+        nics = parse_guest_conf(conf_text, conf_path, entry.kind, diags)
+    elif fw.present:
+        diags.warning(fw_path, None, f"guest config {conf_path} missing: guest has no NICs")
+    return Guest(vmid=entry.vmid, kind=entry.kind, node=entry.node, nics=nics, fw=fw)
+
+
+def _load_sdn(source: ConfigSource, diags: Diagnostics) -> Sdn:
+    text = source.read(SDN_RUNNING_CONFIG, diags)
+    return Sdn() if text is None else parse_sdn(text, SDN_RUNNING_CONFIG, diags)
+
+
+def _load_ipam(source: ConfigSource, diags: Diagnostics) -> Ipam:
+    for path in IPAM_FILES:
+        text = source.read(path, diags)
+        if text is not None:
+            return parse_ipam(text, path, diags)
+    return Ipam()
+
+
+def _load_vnets(source: ConfigSource, diags: Diagnostics) -> dict[str, VnetFw]:
+    vnets: dict[str, VnetFw] = {}
+    for entry in source.list_dir(VNET_FW_DIR, diags):
+        name, dot, ext = entry.rpartition(".")
+        if not dot or ext != "fw" or not name:
+            continue
+        path = f"{VNET_FW_DIR}/{entry}"
+        if len(name) > MAX_VNET_NAME:
+            diags.error(path, None, f"vnet name longer than {MAX_VNET_NAME} characters, ignored")
+            continue
+        text = source.read(path, diags)
+        if text is not None:
+            vnets[name] = parse_vnet_fw(text, path, name, diags)
+    return vnets
+
+
+def _present(fw: _FwT) -> _FwT:
+    """Mark a parsed file as present, whatever the parser set."""
+    return fw if fw.present else fw.model_copy(update={"present": True})

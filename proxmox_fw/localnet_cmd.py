@@ -1,0 +1,51 @@
+"""``localnet``: what seed §13.5.1 shows, plus the management ipset in effect."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .compile.context import CompileOptions
+from .compile.host import management_entries
+from .compile.ipsets import element
+from .compile.refs import RefScope
+from .diagnostics import Diagnostics
+from .loader import load_config
+from .localnet import detect_local_network
+from .source import DirectorySource
+
+
+def localnet_report(pve_dir: Path, nodename: str) -> str:
+    diags = Diagnostics()
+    cfg = load_config(DirectorySource(pve_dir), nodename, diags)
+    local = detect_local_network(nodename)
+    lines = [
+        f"local hostname: {local.hostname}",
+        f"local IP address: {local.local_ip if local.local_ip else 'unknown'}",
+        f"network auto detect: {local.detected.network if local.detected else 'unknown'}",
+    ]
+    alias = cfg.cluster.aliases.get("local_network")
+    if alias is not None:
+        lines.append(f"using user defined local_network: {alias.cidr}")
+    elif local.detected is not None:
+        lines.append(f"using detected local_network: {local.detected.network}")
+    else:
+        lines.append("no local_network: detection failed and no alias is defined")
+    opts = CompileOptions(local_network=local.detected)
+    entries = management_entries(cfg, opts, RefScope(cfg.cluster), Diagnostics())
+    lines.append("management ipset:")
+    for entry, nomatch in entries:
+        el = element(entry)
+        text = el if isinstance(el, str) else _fmt(el)
+        lines.append(f"  {'!' if nomatch else ''}{text}")
+    for w in local.warnings:
+        lines.append(f"warning: {w}")
+    return "\n".join(lines) + "\n"
+
+
+def _fmt(el: object) -> str:
+    if isinstance(el, dict) and "prefix" in el:
+        return f"{el['prefix']['addr']}/{el['prefix']['len']}"
+    if isinstance(el, dict) and "range" in el:
+        lo, hi = el["range"]
+        return f"{lo}-{hi}"
+    return str(el)

@@ -1,0 +1,105 @@
+"""Apply a desired Ruleset to the kernel in one atomic libnftables transaction.
+
+Each table is replaced whole: ``add table`` + ``delete table`` removes whatever was there
+(including chains, sets and elements the new ruleset no longer has), then the skeleton and
+the compiled commands rebuild it, all in the same JSON document. The kernel commits the
+batch or nothing, so a rejected ruleset leaves the previous one in place. Counters and
+dynamic sets restart with each apply; incremental updates are a later refinement.
+
+When the kernel cannot load the guest table (bridge conntrack/reject/meta missing), the
+host table is applied alone and the result names the missing features.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from proxmox_fw.nft.client import NftClient, Result
+from proxmox_fw.nft.features import KernelFeatures
+from proxmox_fw.nft.objects import BRIDGE, GUEST_TABLE, HOST_TABLE, INET, Ruleset, Table
+from proxmox_fw.nft.render import delete_table_commands, render_table_commands
+from proxmox_fw.nft.skeleton import SkeletonError, skeleton_commands
+
+Command = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyResult:
+    ok: bool  # the transaction was committed
+    error: str = ""  # libnftables' message (or why the transaction was not built)
+    applied_tables: list[str] = field(default_factory=list)  # "inet proxmox-firewall"
+    deleted_tables: list[str] = field(default_factory=list)
+    missing_features: list[str] = field(default_factory=list)  # why a table was left out
+
+    @property
+    def complete(self) -> bool:
+        """Committed, and nothing the ruleset wanted was left out."""
+        return self.ok and not self.missing_features
+
+
+@dataclass(slots=True)
+class Transaction:
+    """The JSON commands of one apply and what they will do to each table."""
+
+    commands: list[Command] = field(default_factory=list)
+    applied_tables: list[str] = field(default_factory=list)
+    deleted_tables: list[str] = field(default_factory=list)
+    missing_features: list[str] = field(default_factory=list)
+
+    def document(self) -> dict[str, list[Command]]:
+        return {"nftables": self.commands}
+
+
+def _label(table: Table) -> str:
+    return f"{table.family} {table.name}"
+
+
+def build_transaction(rs: Ruleset, features: KernelFeatures) -> Transaction:
+    """Raises SkeletonError if an enabled table's skeleton cannot be loaded here."""
+    tx = Transaction()
+    for table in rs.tables:
+        if table.enabled and table.family == BRIDGE and not features.guest_table_supported:
+            tx.missing_features.extend(features.missing_for_guests())
+            table_enabled = False
+        else:
+            table_enabled = table.enabled
+        tx.commands.extend(delete_table_commands(table.family, table.name))
+        if not table_enabled:
+            tx.deleted_tables.append(_label(table))
+            continue
+        tx.commands.extend(skeleton_commands((table.family,)))
+        tx.commands.extend(render_table_commands(table))
+        tx.applied_tables.append(_label(table))
+    return tx
+
+
+def apply_ruleset(rs: Ruleset, client: NftClient, features: KernelFeatures) -> ApplyResult:
+    try:
+        tx = build_transaction(rs, features)
+    except SkeletonError as exc:
+        return ApplyResult(False, str(exc))
+    result = client.run_json(tx.document())
+    if not result.ok:
+        return ApplyResult(False, result.error.strip(), missing_features=tx.missing_features)
+    return ApplyResult(
+        True,
+        "",
+        applied_tables=tx.applied_tables,
+        deleted_tables=tx.deleted_tables,
+        missing_features=tx.missing_features,
+    )
+
+
+def remove_tables(client: NftClient) -> Result:
+    """Remove both firewall tables; a missing table is not an error.
+
+    One transaction per table, so a kernel without the bridge family cannot keep the host
+    table from going away.
+    """
+    errors: list[str] = []
+    for family, name in ((INET, HOST_TABLE), (BRIDGE, GUEST_TABLE)):
+        result = client.run_json({"nftables": delete_table_commands(family, name)})
+        if not result.ok:
+            errors.append(f"{family} {name}: {result.error.strip()}")
+    return Result(not errors, "", "\n".join(errors))

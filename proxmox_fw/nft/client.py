@@ -1,0 +1,77 @@
+"""The libnftables client: the only place the product talks to the kernel's nftables.
+
+It wraps Debian's ``python3-nftables`` (``nftables.Nftables``), never the ``nft`` binary.
+An nft error is a value (``Result.ok`` False, ``Result.error`` with libnftables' message),
+not an exception, so callers decide what a failed transaction means.
+
+The underlying context opens its netlink socket in the namespace of the thread that
+creates it: create the client inside the thread that is in the wanted namespace (see
+:mod:`proxmox_fw.nft.netns`).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import nftables
+
+Json = Any
+
+# libnftables keeps some process-global state (symbol tables, the mini-gmp allocator);
+# serialising commands across threads is cheap and keeps contexts from racing on it.
+_LOCK = threading.Lock()
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    ok: bool
+    output: Json  # parsed JSON when the output is JSON, else the raw text ("" when none)
+    error: str  # libnftables' error text (warnings may appear even when ok)
+
+
+def _parse_output(text: str) -> Json:
+    if not text.strip():
+        return ""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+class NftClient:
+    """One libnftables context with JSON output and handles enabled."""
+
+    def __init__(self) -> None:
+        self._nft = nftables.Nftables()
+        self._nft.set_json_output(True)
+        self._nft.set_handle_output(True)
+
+    def run_text(self, text: str) -> Result:
+        """Run commands in nft's text syntax (as ``nft -f`` would)."""
+        with _LOCK:
+            rc, out, err = self._nft.cmd(text)
+        return Result(rc == 0, _parse_output(out), err)
+
+    def run_json(self, doc: Json) -> Result:
+        """Run a JSON document (``{"nftables": [...]}``) as one transaction."""
+        with _LOCK:
+            rc, out, err = self._nft.cmd(json.dumps(doc))
+        return Result(rc == 0, _parse_output(out), err)
+
+    def list_ruleset_json(self) -> Result:
+        return self.run_json({"nftables": [{"list": {"ruleset": None}}]})
+
+    def list_table_json(self, family: str, name: str) -> Result:
+        """A missing table is an error result (ENOENT), like ``nft list table``."""
+        return self.run_json({"nftables": [{"list": {"table": {"family": family, "name": name}}}]})
+
+
+def listing_items(listing: Json) -> list[dict[str, Json]]:
+    """The objects of a JSON listing, without the metainfo entry."""
+    if not isinstance(listing, dict):
+        return []
+    items = listing.get("nftables", [])
+    return [item for item in items if isinstance(item, dict) and "metainfo" not in item]

@@ -1,0 +1,221 @@
+"""The ``netN:`` lines of a guest config (``qemu-server/<vmid>.conf``, ``lxc/<vmid>.conf``).
+
+Only the main section counts: snapshots, ``[PENDING]`` and ``[special:...]`` sections
+follow the first ``[`` line and describe states that are not running. A NIC whose
+line cannot be understood is reported with its line and skipped; the guest's other
+NICs still load. Values the firewall relies on (MAC, ``firewall``, container
+addresses) make a NIC unusable when malformed; values it never uses (``bridge``,
+``tag``) only cost themselves.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass
+
+from ..diagnostics import Diagnostics
+from ..model import Cidr, GuestKind, Nic, Origin
+
+MAX_NIC_INDEX = 31  # PVE allows net0..net31 (32 NICs)
+
+# Every model qemu-server accepts (its $nic_model_list).
+QEMU_NIC_MODELS = frozenset(
+    {
+        "virtio", "e1000", "e1000e", "e1000-82540em", "e1000-82544gc", "e1000-82545em",
+        "i82551", "i82557b", "i82559er", "ne2k_isa", "ne2k_pci", "pcnet", "rtl8139",
+        "vmxnet3",
+    }
+)
+
+_NIC_KEY_RE = re.compile(r"net([0-9]+)")
+_MAC_RE = re.compile(r"[0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2}){5}")
+_BOOLS = {
+    "1": True, "true": True, "yes": True, "on": True,
+    "0": False, "false": False, "no": False, "off": False,
+}
+
+
+class NicError(ValueError):
+    """A NIC value the firewall cannot do without: the NIC is skipped."""
+
+
+@dataclass(slots=True)
+class _Ctx:
+    file: str
+    line: int
+    key: str
+    diags: Diagnostics
+
+    def warn(self, message: str) -> None:
+        self.diags.warning(self.file, self.line, f"{self.key}: {message}")
+
+
+def parse_guest_conf(
+    text: str, file: str, kind: GuestKind | None, diags: Diagnostics
+) -> dict[int, Nic]:
+    """NICs of the main section by index. ``kind`` None: decide per line (qemu or lxc)."""
+    nics: dict[int, Nic] = {}
+    for lineno, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if raw.startswith("["):
+            break
+        if not line or line.startswith("#"):
+            continue
+        key, sep, value = line.partition(":")
+        key = key.strip()
+        if not sep or not key.startswith("net"):
+            continue
+        match = _NIC_KEY_RE.fullmatch(key)
+        if match is None:
+            continue  # some other key that merely starts with "net"
+        digits = match.group(1)
+        index = int(digits)
+        if digits != str(index) or index > MAX_NIC_INDEX:
+            diags.error(file, lineno, f"{key}: invalid NIC key (net0..net{MAX_NIC_INDEX})")
+            continue
+        if index in nics:
+            diags.error(file, lineno, f"{key}: duplicate NIC, first definition kept")
+            continue
+        nic = _parse_nic(value.strip(), index, kind, _Ctx(file, lineno, key, diags))
+        if nic is not None:
+            nics[index] = nic
+    return nics
+
+
+def _parse_nic(value: str, index: int, kind: GuestKind | None, ctx: _Ctx) -> Nic | None:
+    """One ``netN`` value, or None (after an error diagnostic) when it is unusable."""
+    origin = Origin(file=ctx.file, line=ctx.line)
+    try:
+        props = split_property_string(value)
+        if kind is None:
+            kind = "lxc" if "hwaddr" in props or "type" in props else "qemu"
+        if kind == "qemu":
+            return _qemu_nic(props, index, origin, ctx)
+        return _lxc_nic(props, index, origin, ctx)
+    except NicError as exc:
+        ctx.diags.error(ctx.file, ctx.line, f"{ctx.key}: {exc}; NIC skipped")
+        return None
+
+
+def split_property_string(value: str) -> dict[str, str]:
+    """``a=1,b=2`` → dict. A bare item (``virtio``) is stored under the empty key."""
+    props: dict[str, str] = {}
+    for item in value.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        key, sep, val = item.partition("=")
+        key, val = (key.strip(), val.strip()) if sep else ("", key.strip())
+        if key in props:
+            shown = key or "(default)"
+            raise NicError(f"duplicate property {shown!r}")
+        props[key] = val
+    if not props:
+        raise NicError("empty NIC definition")
+    return props
+
+
+def _qemu_nic(props: dict[str, str], index: int, origin: Origin, ctx: _Ctx) -> Nic:
+    model: str | None = props.get("model", props.get(""))
+    mac = props.get("macaddr")
+    for key, val in props.items():
+        if key in QEMU_NIC_MODELS:  # "<model>=<MAC>" shorthand
+            if model is not None and model != key:
+                raise NicError(f"two NIC models: {model!r} and {key!r}")
+            if mac is not None and mac.upper() != val.upper():
+                raise NicError("two different MAC addresses")
+            model, mac = key, val
+    if model is None:
+        # "<unknown>=<MAC>": a model this version does not know, in shorthand form
+        guess = [k for k, v in props.items() if k not in _QEMU_KEYS and _MAC_RE.fullmatch(v)]
+        if len(guess) == 1:
+            model = guess[0]
+            mac = mac or props[model]
+    if model is None:
+        ctx.warn("no NIC model given")
+    elif model not in QEMU_NIC_MODELS:
+        ctx.warn(f"unknown NIC model {model!r}")
+    return Nic(
+        origin=origin,
+        index=index,
+        model=model,
+        mac=_mac(mac, "macaddr"),
+        bridge=_bridge(props.get("bridge"), ctx),
+        firewall=_bool(props.get("firewall"), "firewall"),
+        tag=_tag(props.get("tag"), ctx),
+    )
+
+
+def _lxc_nic(props: dict[str, str], index: int, origin: Origin, ctx: _Ctx) -> Nic:
+    nic_type = props.get("type")
+    if nic_type is not None and nic_type != "veth":
+        raise NicError(f"unsupported container NIC type {nic_type!r} (only veth)")
+    if "" in props:
+        ctx.warn(f"ignoring property without a name: {props['']!r}")
+    return Nic(
+        origin=origin,
+        index=index,
+        mac=_mac(props.get("hwaddr"), "hwaddr"),
+        bridge=_bridge(props.get("bridge"), ctx),
+        firewall=_bool(props.get("firewall"), "firewall"),
+        tag=_tag(props.get("tag"), ctx),
+        ip=_ct_address(props.get("ip"), 4, {"dhcp", "manual"}),
+        ip6=_ct_address(props.get("ip6"), 6, {"dhcp", "auto", "manual"}),
+    )
+
+
+# Keys qemu-server defines for a NIC besides the model names.
+_QEMU_KEYS = frozenset(
+    {"", "model", "macaddr", "bridge", "firewall", "tag", "trunks", "rate", "queues",
+     "mtu", "link_down"}
+)
+
+
+def _mac(value: str | None, key: str) -> str:
+    if value is None or not value:
+        raise NicError("no MAC address")
+    if not _MAC_RE.fullmatch(value):
+        raise NicError(f"invalid MAC address {key}={value!r}")
+    return value.upper()
+
+
+def _bool(value: str | None, key: str) -> bool:
+    if value is None:
+        return False
+    try:
+        return _BOOLS[value.lower()]
+    except KeyError:
+        raise NicError(f"invalid boolean {key}={value!r}") from None
+
+
+def _bridge(value: str | None, ctx: _Ctx) -> str | None:
+    if value is None:
+        return None
+    if not value or len(value) > 15 or "/" in value or any(c.isspace() for c in value):
+        ctx.warn(f"invalid bridge name {value!r} ignored")
+        return None
+    return value
+
+
+def _tag(value: str | None, ctx: _Ctx) -> int | None:
+    if value is None:
+        return None
+    if value.isdigit() and 1 <= int(value) <= 4094:
+        return int(value)
+    ctx.warn(f"invalid VLAN tag {value!r} ignored")
+    return None
+
+
+def _ct_address(value: str | None, version: int, keywords: set[str]) -> Cidr | None:
+    """A literal container address, or None for the keywords (dhcp, auto, manual)."""
+    if value is None or value in keywords:
+        return None
+    key = "ip" if version == 4 else "ip6"
+    try:
+        addr = ipaddress.ip_interface(value)
+    except ValueError:
+        raise NicError(f"invalid address {key}={value!r}") from None
+    if addr.version != version:
+        raise NicError(f"{key}={value!r} is not an IPv{version} address")
+    return addr

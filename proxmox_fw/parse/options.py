@@ -1,0 +1,279 @@
+"""``[OPTIONS]`` lines: ``key: value`` validated per file kind.
+
+Keys and booleans ignore case (Perl and Rust each accept a subset). A bad value costs
+its line and leaves the default; an unknown key is a warning. Keys that upstream accepts
+but this firewall has no use for are taken with an info diagnostic, never an error.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Final, Literal, NamedTuple
+
+from proxmox_fw.data import find_ct_helper
+from proxmox_fw.diagnostics import Diagnostics, Severity
+from proxmox_fw.model import LogRateLimit
+
+from .values import (
+    ValueParseError,
+    parse_bool,
+    parse_log_level,
+    parse_uint,
+    parse_verdict,
+)
+
+FileKind = Literal["cluster", "host", "guest", "vnet"]
+
+# Perl's "enable: <unix time>" form: enabled only within this many seconds of that time.
+ENABLE_TIMESTAMP_WINDOW: Final = 60
+
+
+@dataclass(frozen=True, slots=True)
+class OptionContext:
+    """Where an option line is, for diagnostics, and the clock for ``enable`` stamps."""
+
+    file: str
+    line: int
+    diags: Diagnostics
+    now: float
+
+
+OptionParser = Callable[[str, OptionContext], object]
+
+
+class OptionSpec(NamedTuple):
+    field: str | None  # model field; None: accepted for compatibility, not modelled
+    parse: OptionParser
+    empty_means_default: bool = False
+
+
+# Returned by a parser to reset the option to its model default.
+DEFAULT: Final = object()
+
+
+def _bool(value: str, _ctx: OptionContext) -> bool:
+    return parse_bool(value)
+
+
+def _verdict(value: str, _ctx: OptionContext) -> object:
+    return parse_verdict(value)
+
+
+def _log_level(value: str, _ctx: OptionContext) -> object:
+    return parse_log_level(value)
+
+
+def _uint(value: str, _ctx: OptionContext) -> int:
+    return parse_uint(value)
+
+
+def _ignored(_value: str, _ctx: OptionContext) -> object:
+    return DEFAULT
+
+
+def _cluster_enable(value: str, ctx: OptionContext) -> bool:
+    """A boolean, or Perl's Unix timestamp meaning "enabled if set just now"."""
+    if not re.fullmatch(r"[0-9]+", value) or int(value) <= 1:
+        return parse_bool(value)
+    age = ctx.now - int(value)
+    if age > ENABLE_TIMESTAMP_WINDOW:
+        ctx.diags.add(
+            ctx.file,
+            ctx.line,
+            f"enable is a timestamp {int(age)} s old (over {ENABLE_TIMESTAMP_WINDOW} s); "
+            "the firewall stays disabled",
+            Severity.INFO,
+        )
+        return False
+    return True
+
+
+def _conntrack_helpers(value: str, ctx: OptionContext) -> list[str]:
+    helpers: list[str] = []
+    for item in value.split(","):
+        name = item.strip().lower()
+        if not name:
+            continue
+        if find_ct_helper(name) is None:
+            ctx.diags.warning(ctx.file, ctx.line, f"unknown conntrack helper '{item.strip()}' "
+                              "ignored")
+        elif name not in helpers:
+            helpers.append(name)
+    return helpers
+
+
+def _ips_queues(value: str, _ctx: OptionContext) -> tuple[int, int]:
+    m = re.fullmatch(r"([0-9]+)(?::([0-9]+))?", value)
+    if m is None:
+        raise ValueParseError(f"'{value}' is not a queue number or range N:M")
+    lo = int(m.group(1))
+    hi = int(m.group(2)) if m.group(2) is not None else lo
+    if hi > 65535:
+        raise ValueParseError(f"queue number {hi} out of range (0-65535)")
+    if lo > hi:
+        raise ValueParseError(f"queue range '{value}' is reversed (start is after end)")
+    return lo, hi
+
+
+_RATE_RE: Final = re.compile(r"([0-9]+)(?:/(second|minute|hour|day))?")
+
+
+def parse_log_ratelimit(value: str) -> LogRateLimit:
+    """``[enable,]rate=N[/unit],burst=N,enable=B`` in any order (both upstream grammars)."""
+    fields: dict[str, object] = {}
+    for index, item in enumerate(value.split(",")):
+        item = item.strip()
+        if not item:
+            raise ValueParseError(f"empty element in log_ratelimit '{value}'")
+        key, eq, text = item.partition("=")
+        if not eq:
+            if index != 0:
+                raise ValueParseError(
+                    f"'{item}' in log_ratelimit needs a key (enable=, rate= or burst=)"
+                )
+            key, text = "enable", item
+        key = key.strip()
+        text = text.strip()
+        if key in fields:
+            raise ValueParseError(f"'{key}' is given more than once in log_ratelimit")
+        if key == "enable":
+            fields["enable"] = parse_bool(text)
+        elif key == "rate":
+            m = _RATE_RE.fullmatch(text)
+            if m is None:
+                raise ValueParseError(
+                    f"log_ratelimit rate '{text}' is not N or N/second|minute|hour|day"
+                )
+            if int(m.group(1)) < 1:
+                raise ValueParseError("log_ratelimit rate must be at least 1")
+            fields["rate"] = int(m.group(1))
+            fields["per"] = m.group(2) or "second"
+        elif key == "burst":
+            fields["burst"] = parse_uint(text, "log_ratelimit burst")
+        else:
+            raise ValueParseError(f"unknown key '{key}' in log_ratelimit")
+    return LogRateLimit.model_validate(fields)
+
+
+def _log_ratelimit(value: str, _ctx: OptionContext) -> LogRateLimit:
+    return parse_log_ratelimit(value)
+
+
+def _log(field: str) -> OptionSpec:
+    return OptionSpec(field, _log_level, empty_means_default=True)
+
+
+def _same(parse: OptionParser, *fields: str) -> dict[str, OptionSpec]:
+    return {f: OptionSpec(f, parse) for f in fields}
+
+
+CLUSTER_OPTIONS: Final[Mapping[str, OptionSpec]] = {
+    "enable": OptionSpec("enable", _cluster_enable),
+    **_same(_verdict, "policy_in", "policy_out", "policy_forward"),
+    "log_ratelimit": OptionSpec("log_ratelimit", _log_ratelimit),
+    "ebtables": OptionSpec("ebtables", _bool),
+}
+
+HOST_OPTIONS: Final[Mapping[str, OptionSpec]] = {
+    **_same(
+        _bool,
+        "enable",
+        "nftables",
+        "tcpflags",
+        "nosmurfs",
+        "ndp",
+        "nf_conntrack_allow_invalid",
+        "protection_synflood",
+        "log_nf_conntrack",
+    ),
+    **{f: _log(f) for f in (
+        "log_level_in", "log_level_out", "log_level_forward", "tcp_flags_log_level",
+        "smurf_log_level",
+    )},
+    "nf_conntrack_helpers": OptionSpec(
+        "nf_conntrack_helpers", _conntrack_helpers, empty_means_default=True
+    ),
+    **_same(
+        _uint,
+        "nf_conntrack_max",
+        "nf_conntrack_tcp_timeout_established",
+        "nf_conntrack_tcp_timeout_syn_recv",
+        "protection_synflood_rate",
+        "protection_synflood_burst",
+    ),
+    "protection_limit": OptionSpec(None, _ignored),
+}
+
+GUEST_OPTIONS: Final[Mapping[str, OptionSpec]] = {
+    **_same(_bool, "enable", "macfilter", "dhcp", "ndp", "radv", "ipfilter", "ips"),
+    **_same(_verdict, "policy_in", "policy_out"),
+    **{f: _log(f) for f in ("log_level_in", "log_level_out")},
+    "ips_queues": OptionSpec("ips_queues", _ips_queues),
+    "policy_forward": OptionSpec(None, _ignored),
+    "layer2_protocols": OptionSpec(None, _ignored),
+}
+
+VNET_OPTIONS: Final[Mapping[str, OptionSpec]] = {
+    "enable": OptionSpec("enable", _bool),
+    "policy_forward": OptionSpec("policy_forward", _verdict),
+    "log_level_forward": _log("log_level_forward"),
+}
+
+OPTIONS_BY_KIND: Final[Mapping[FileKind, Mapping[str, OptionSpec]]] = {
+    "cluster": CLUSTER_OPTIONS,
+    "host": HOST_OPTIONS,
+    "guest": GUEST_OPTIONS,
+    "vnet": VNET_OPTIONS,
+}
+
+_LINE_RE: Final = re.compile(r"([A-Za-z0-9_-]+)\s*:\s*(.*)")
+_TRAILING_COMMENT_RE: Final = re.compile(r"\s+#.*$|^#.*$")
+
+
+@dataclass(slots=True)
+class OptionCollector:
+    """Accumulates the option values of one file; the last line for a key wins."""
+
+    kind: FileKind
+    values: dict[str, object]
+    seen: dict[str, int]
+
+    @classmethod
+    def new(cls, kind: FileKind) -> OptionCollector:
+        return cls(kind, {}, {})
+
+    def add_line(self, text: str, ctx: OptionContext) -> None:
+        m = _LINE_RE.fullmatch(text)
+        if m is None:
+            ctx.diags.error(ctx.file, ctx.line, f"expected 'name: value' in [OPTIONS], got "
+                            f"'{text}'")
+            return
+        key = m.group(1).lower()
+        value = _TRAILING_COMMENT_RE.sub("", m.group(2)).strip()
+        spec = OPTIONS_BY_KIND[self.kind].get(key)
+        if spec is None:
+            ctx.diags.warning(ctx.file, ctx.line, f"unknown option '{m.group(1)}' ignored")
+            return
+        if spec.field is None:
+            ctx.diags.add(ctx.file, ctx.line,
+                          f"option '{key}' is accepted for compatibility but has no effect",
+                          Severity.INFO)
+            return
+        if not value and not spec.empty_means_default:
+            ctx.diags.error(ctx.file, ctx.line, f"option '{key}' has no value")
+            return
+        try:
+            parsed = DEFAULT if not value and spec.parse is _log_level else spec.parse(value, ctx)
+        except ValueParseError as err:
+            ctx.diags.error(ctx.file, ctx.line, f"bad value for option '{key}': {err}")
+            return
+        if key in self.seen:
+            ctx.diags.warning(ctx.file, ctx.line, f"option '{key}' already set on line "
+                              f"{self.seen[key]}; this later value is used")
+        self.seen[key] = ctx.line
+        if parsed is DEFAULT:
+            self.values.pop(spec.field, None)
+        else:
+            self.values[spec.field] = parsed

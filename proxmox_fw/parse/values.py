@@ -1,0 +1,236 @@
+"""Small value parsers shared by the ``.fw`` file and rule parsers.
+
+Each parser takes the text of one value and returns a model value, or raises
+:class:`ValueParseError` whose message says in plain words what is wrong; callers turn
+it into a diagnostic for the line. Accepted forms are the union of what the PVE API
+writes and what the Rust daemon reads.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Final, Literal
+
+from proxmox_fw.data import icmp_type_by_name, lookup_protocol, port_by_name
+from proxmox_fw.model import (
+    AddressMatch,
+    AliasRef,
+    Cidr,
+    IcmpType,
+    IpAddr,
+    IpEntry,
+    IpList,
+    IpRange,
+    IpsetRef,
+    LogLevel,
+    PortRange,
+    Protocol,
+    Verdict,
+    entry_family,
+)
+
+
+class ValueParseError(ValueError):
+    """A value that cannot be parsed; ``str(err)`` is the diagnostic message."""
+
+
+# Names of aliases, ipsets, security groups (and macros when referenced).
+NAME_RE: Final = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
+_ALIAS_REF_RE: Final = re.compile(r"(?:(dc|guest)/)?([A-Za-z][A-Za-z0-9_-]*)")
+_IPSET_REF_RE: Final = re.compile(r"\+(?:(dc|guest|sdn)/)?([A-Za-z][A-Za-z0-9_-]*)")
+_DIGITS: Final = re.compile(r"[0-9]+")
+
+_TRUE: Final = frozenset({"1", "true", "yes", "on"})
+_FALSE: Final = frozenset({"0", "false", "no", "off"})
+
+
+def is_name(text: str) -> bool:
+    return NAME_RE.fullmatch(text) is not None
+
+
+def parse_bool(text: str) -> bool:
+    folded = text.strip().lower()
+    if folded in _TRUE:
+        return True
+    if folded in _FALSE:
+        return False
+    raise ValueParseError(f"'{text}' is not a boolean (use 1/0, yes/no, on/off, true/false)")
+
+
+def parse_verdict(text: str) -> Verdict:
+    try:
+        return Verdict(text.upper())
+    except ValueError:
+        raise ValueParseError(
+            f"'{text}' is not a verdict (use ACCEPT, DROP or REJECT)"
+        ) from None
+
+
+def parse_log_level(text: str) -> LogLevel:
+    folded = text.lower()
+    if folded == "warn":
+        return LogLevel.WARNING
+    try:
+        return LogLevel(folded)
+    except ValueError:
+        levels = ", ".join(level.value for level in LogLevel)
+        raise ValueParseError(f"'{text}' is not a log level (use one of {levels})") from None
+
+
+def parse_uint(text: str, what: str = "value") -> int:
+    if not _DIGITS.fullmatch(text):
+        raise ValueParseError(f"{what} '{text}' is not a non-negative integer")
+    return int(text)
+
+
+# --- addresses -------------------------------------------------------------------------
+
+
+def parse_ip(text: str) -> IpAddr:
+    """A single IPv4 or IPv6 address (no zone index, no leading zeros)."""
+    if "%" not in text:
+        try:
+            return ipaddress.ip_address(text)
+        except ValueError:
+            pass
+    raise ValueParseError(f"'{text}' is not a valid IP address")
+
+
+def parse_cidr(text: str) -> Cidr:
+    """An address with an optional ``/prefix``; host bits are kept as written."""
+    addr_text, slash, prefix_text = text.partition("/")
+    addr = parse_ip(addr_text)
+    if not slash:
+        return ipaddress.ip_interface(addr)
+    max_len = addr.max_prefixlen
+    if not _DIGITS.fullmatch(prefix_text):
+        raise ValueParseError(f"invalid prefix length '{prefix_text}' in '{text}'")
+    prefix = int(prefix_text)
+    if prefix > max_len:
+        raise ValueParseError(
+            f"prefix length {prefix} out of range for IPv{addr.version} (0-{max_len}) "
+            f"in '{text}'"
+        )
+    return ipaddress.ip_interface((addr, prefix))
+
+
+def parse_ip_range(text: str) -> IpRange:
+    start_text, _, end_text = text.partition("-")
+    start, end = parse_ip(start_text), parse_ip(end_text)
+    if start.version != end.version:
+        raise ValueParseError(f"range '{text}' mixes IPv4 and IPv6")
+    if start > end:  # type: ignore[operator]  # same version checked above
+        raise ValueParseError(f"range '{text}' is reversed (start is after end)")
+    return IpRange(start=start, end=end)
+
+
+def parse_ip_entry(text: str) -> IpEntry:
+    """One element of an address list: an IP, a CIDR or a range ``a-b``."""
+    if not text:
+        raise ValueParseError("empty address")
+    if "-" in text:
+        return parse_ip_range(text)
+    return parse_cidr(text)
+
+
+def parse_ip_list(text: str) -> IpList:
+    """A comma list of IPs, CIDRs and ranges of one family."""
+    parts = text.split(",")
+    if any(not p for p in parts):
+        raise ValueParseError(f"empty entry in address list '{text}'")
+    entries = [parse_ip_entry(p) for p in parts]
+    families = {entry_family(e) for e in entries}
+    if len(families) > 1:
+        raise ValueParseError(f"address list '{text}' mixes IPv4 and IPv6")
+    return IpList(entries=entries)
+
+
+def parse_alias_ref(text: str) -> AliasRef:
+    m = _ALIAS_REF_RE.fullmatch(text)
+    if m is None:
+        raise ValueParseError(f"'{text}' is not a valid alias name")
+    scope: Literal["dc", "guest"] | None = m.group(1)  # type: ignore[assignment]
+    return AliasRef(scope=scope, name=m.group(2).lower())
+
+
+def parse_ipset_ref(text: str) -> IpsetRef:
+    m = _IPSET_REF_RE.fullmatch(text)
+    if m is None:
+        raise ValueParseError(
+            f"'{text}' is not a valid ipset reference (use +name, +dc/name, +guest/name "
+            "or +sdn/name)"
+        )
+    scope: Literal["dc", "guest", "sdn"] | None = m.group(1)  # type: ignore[assignment]
+    return IpsetRef(scope=scope, name=m.group(2))
+
+
+def parse_address(text: str) -> AddressMatch:
+    """A ``-source``/``-dest`` value: an address list, an alias or an ipset reference."""
+    if text.startswith("+"):
+        return parse_ipset_ref(text)
+    try:
+        return parse_ip_list(text)
+    except ValueParseError:
+        if _ALIAS_REF_RE.fullmatch(text):
+            return parse_alias_ref(text)
+        raise
+
+
+# --- ports, protocols, ICMP --------------------------------------------------------------
+
+
+def parse_port(text: str) -> int:
+    """A port number (0-65535) or a name from /etc/services."""
+    if _DIGITS.fullmatch(text):
+        port = int(text)
+        if port > 65535:
+            raise ValueParseError(f"port {port} out of range (0-65535)")
+        return port
+    if not text:
+        raise ValueParseError("empty port")
+    port_or_none = port_by_name(text)
+    if port_or_none is None:
+        raise ValueParseError(f"unknown port name '{text}' (not in /etc/services)")
+    return port_or_none
+
+
+def parse_ports(text: str) -> list[PortRange]:
+    """A comma list of ports and ``a:b`` ranges; no length limit."""
+    ranges: list[PortRange] = []
+    for item in text.split(","):
+        if not item:
+            raise ValueParseError(f"empty entry in port list '{text}'")
+        lo_text, colon, hi_text = item.partition(":")
+        lo = parse_port(lo_text)
+        hi = parse_port(hi_text) if colon else lo
+        if lo > hi:
+            raise ValueParseError(f"port range '{item}' is reversed (start is after end)")
+        ranges.append(PortRange(lo=lo, hi=hi))
+    return ranges
+
+
+def parse_protocol(text: str) -> Protocol:
+    """A protocol name (built-in or /etc/protocols) or number 0-255."""
+    found = lookup_protocol(text)
+    if found is None:
+        if _DIGITS.fullmatch(text):
+            raise ValueParseError(f"protocol number {text} out of range (0-255)")
+        raise ValueParseError(f"unknown protocol '{text}'")
+    return Protocol(name=found[0], number=found[1])
+
+
+def parse_icmp_type(text: str, v6: bool) -> IcmpType:
+    """An ICMP(v6) type name, ``any`` or a type number 0-255."""
+    kind = "ICMPv6" if v6 else "ICMP"
+    if text.lower() == "any":
+        return IcmpType(v6=v6)
+    if _DIGITS.fullmatch(text):
+        number = int(text)
+        if number > 255:
+            raise ValueParseError(f"{kind} type {number} out of range (0-255)")
+        return IcmpType(v6=v6, type=number)
+    found = icmp_type_by_name(text, v6)
+    if found is None:
+        raise ValueParseError(f"unknown {kind} type '{text}'")
+    return IcmpType(v6=v6, type=found[0], code=found[1])

@@ -1,0 +1,36 @@
+"""The read → compile path as one call, for the CLI, the daemon and the tests."""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+
+from .compile import CompileOptions, CompileResult, compile_config
+from .diagnostics import Diagnostics
+from .loader import load_config
+from .source import DirectorySource
+
+Cidr = ipaddress.IPv4Interface | ipaddress.IPv6Interface
+
+
+def compile_dir(
+    pve_dir: Path | str,
+    nodename: str,
+    *,
+    honor_nftables_switch: bool = True,
+    local_net: Cidr | None = None,
+    altnames: dict[str, str] | None = None,
+) -> CompileResult:
+    """Load the tree under ``pve_dir`` as node ``nodename`` and compile it.
+
+    ``local_net`` is this node's network (see :mod:`proxmox_fw.localnet`); it is only used
+    when cluster.fw has no ``local_network`` alias.
+    """
+    diags = Diagnostics()
+    cfg = load_config(DirectorySource(Path(pve_dir)), nodename, diags)
+    opts = CompileOptions(
+        honor_nftables_switch=honor_nftables_switch,
+        local_network=local_net,
+        altnames=dict(altnames or {}),
+    )
+    return compile_config(cfg, opts, diags)
