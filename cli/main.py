@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 
 from proxmox_fw import log
+from proxmox_fw.compile import CompileResult
 from proxmox_fw.diagnostics import Diagnostics, Severity
 
 app = typer.Typer(
@@ -64,26 +65,52 @@ def report(diags: Diagnostics, pve_dir: Path) -> None:
             logger.warning(d.message, where=where)
 
 
-def _compile(g: Globals, *, detect: bool = True):  # type: ignore[no-untyped-def]
+def _compile(g: Globals, *, honor_nftables_switch: bool = True) -> CompileResult:
     from proxmox_fw.localnet import detect_local_network
     from proxmox_fw.pipeline import compile_dir
 
-    local = detect_local_network(g.nodename) if detect else None
-    if local is not None:
+    local = detect_local_network(g.nodename)
+    result = compile_dir(g.pve_dir, g.nodename, local_net=local.detected,
+                         honor_nftables_switch=honor_nftables_switch)
+    uses_detection = result.config is None or "local_network" not in result.config.cluster.aliases
+    if uses_detection:
         for w in local.warnings:
             log.get().warning(w)
-    result = compile_dir(g.pve_dir, g.nodename, local_net=local.detected if local else None)
     report(result.diagnostics, g.pve_dir)
     return result
 
 
 @app.command("compile")
-def compile_cmd(ctx: typer.Context) -> None:
-    """Print the nftables JSON commands for the configuration (apply after `skeleton`)."""
-    from proxmox_fw.nft.render import render_document
+def compile_cmd(
+    ctx: typer.Context,
+    all_tables: Annotated[bool, typer.Option(
+        "--all-tables",
+        help="Print the guest table even if this kernel cannot load it.",
+    )] = False,
+) -> None:
+    """Print the nftables JSON commands for the configuration (apply after `skeleton`).
 
-    result = _compile(ctx.obj)
-    sys.stdout.write(json.dumps(render_document(result.ruleset), indent=2) + "\n")
+    Like `apply`, it leaves out the guest table when this kernel lacks the bridge features
+    it needs (a warning names them), so the output always loads here.
+    """
+    from proxmox_fw.nft.render import render_commands, render_table_commands
+
+    # `nftables: 1` in host.fw picks which service runs the firewall; it does not change
+    # what the configuration means, so compile shows the ruleset either way.
+    result = _compile(ctx.obj, honor_nftables_switch=False)
+    rs = result.ruleset
+    commands = render_commands(rs)
+    if not all_tables and rs.guests.enabled and os.geteuid() == 0:
+        from proxmox_fw.nft.features import probe_features
+
+        missing = probe_features().missing_for_guests()
+        if missing:
+            log.get().warning(
+                "guest table left out: this kernel lacks " + ", ".join(missing)
+                + " (use --all-tables to print it anyway)"
+            )
+            commands = render_table_commands(rs.host)
+    sys.stdout.write(json.dumps({"nftables": commands}, indent=2) + "\n")
 
 
 @app.command()

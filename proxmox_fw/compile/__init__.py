@@ -21,6 +21,7 @@ class CompileResult:
     diagnostics: Diagnostics
     # Files to write when applying (sysctls, log_nf_conntrack): path -> content.
     side_effects: dict[str, str] = field(default_factory=dict)
+    config: PveConfig | None = None
 
 
 def compile_config(
@@ -29,4 +30,4 @@ def compile_config(
     diags = diags if diags is not None else Diagnostics()
     rs = Ruleset(host=compile_host(cfg, opts, diags), guests=compile_guests(cfg, opts, diags))
     effects = side_effects(cfg) if firewall_active(cfg, opts) else {}
-    return CompileResult(rs, diags, effects)
+    return CompileResult(rs, diags, effects, cfg)

@@ -49,7 +49,7 @@ PROBES: dict[str, tuple[str, str, str, str]] = {
         "reject with icmpx type admin-prohibited",
     ),
     "log": (
-        'CONFIG_NETFILTER_NETLINK_LOG ("log group")',
+        'CONFIG_NFT_LOG/CONFIG_NETFILTER_NETLINK_LOG ("log group")',
         "inet",
         "input",
         'log prefix "probe" group 0',

@@ -40,6 +40,7 @@ NAME_RE: Final = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
 _ALIAS_REF_RE: Final = re.compile(r"(?:(dc|guest)/)?([A-Za-z][A-Za-z0-9_-]*)")
 _IPSET_REF_RE: Final = re.compile(r"\+(?:(dc|guest|sdn)/)?([A-Za-z][A-Za-z0-9_-]*)")
 _DIGITS: Final = re.compile(r"[0-9]+")
+_LOOKS_LIKE_IPS: Final = re.compile(r"(?=.*[.:])[0-9A-Fa-f.:/,-]+")
 
 _TRUE: Final = frozenset({"1", "true", "yes", "on"})
 _FALSE: Final = frozenset({"0", "false", "no", "off"})
@@ -174,7 +175,11 @@ def parse_address(text: str) -> AddressMatch:
     except ValueParseError:
         if _ALIAS_REF_RE.fullmatch(text):
             return parse_alias_ref(text)
-        raise
+        if _LOOKS_LIKE_IPS.fullmatch(text):
+            raise  # the address error says more than a generic one
+        raise ValueParseError(
+            f"'{text}' is not an IP address, alias name or ipset reference"
+        ) from None
 
 
 # --- ports, protocols, ICMP --------------------------------------------------------------
