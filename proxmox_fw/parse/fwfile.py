@@ -243,6 +243,8 @@ _RULE_SCOPE: Final[dict[FileKind, RuleScope]] = {
 
 def _ipset_address(text: str) -> Cidr | AliasRef:
     """An ipset entry: one CIDR or IP, or an alias reference; no ranges, no lists."""
+    if text.startswith("+"):
+        raise ValueParseError(f"'{text}': an ipset cannot contain another ipset")
     if "," in text:
         raise ValueParseError(f"'{text}': lists are not allowed in an ipset, use one entry "
                               "per line")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..diagnostics import Diagnostics
 from ..model import Cidr, GuestKind, Nic, Origin
@@ -84,18 +84,43 @@ def parse_guest_conf(
 
 
 def _parse_nic(value: str, index: int, kind: GuestKind | None, ctx: _Ctx) -> Nic | None:
-    """One ``netN`` value, or None (after an error diagnostic) when it is unusable."""
-    origin = Origin(file=ctx.file, line=ctx.line)
+    """One ``netN`` value, or None (after an error diagnostic) when it is unusable.
+
+    The guest's kind decides the format; a line that only makes sense in the other
+    kind's format (a config moved by hand) is still used, with a warning.
+    """
     try:
         props = split_property_string(value)
-        if kind is None:
-            kind = "lxc" if "hwaddr" in props or "type" in props else "qemu"
-        if kind == "qemu":
-            return _qemu_nic(props, index, origin, ctx)
-        return _lxc_nic(props, index, origin, ctx)
     except NicError as exc:
         ctx.diags.error(ctx.file, ctx.line, f"{ctx.key}: {exc}; NIC skipped")
         return None
+    if kind is None:
+        kind = "lxc" if "hwaddr" in props or "type" in props else "qemu"
+    first = _attempt(kind, props, index, ctx)
+    if isinstance(first, Nic):
+        return first
+    other: GuestKind = "lxc" if kind == "qemu" else "qemu"
+    scratch = Diagnostics()
+    second = _attempt(other, props, index, replace(ctx, diags=scratch))
+    if isinstance(second, Nic):
+        ctx.warn(f"not a {kind} NIC but a valid {other} one ({first}); used as {other}")
+        ctx.diags.extend(scratch)
+        return second
+    ctx.diags.error(ctx.file, ctx.line, f"{ctx.key}: {first}; NIC skipped")
+    return None
+
+
+def _attempt(kind: GuestKind, props: dict[str, str], index: int, ctx: _Ctx) -> Nic | NicError:
+    """The NIC in ``kind``'s format, or why not; warnings go to ``ctx`` only on success."""
+    scratch = Diagnostics()
+    origin = Origin(file=ctx.file, line=ctx.line)
+    build = _qemu_nic if kind == "qemu" else _lxc_nic
+    try:
+        nic = build(props, index, origin, replace(ctx, diags=scratch))
+    except NicError as exc:
+        return exc
+    ctx.diags.extend(scratch)
+    return nic
 
 
 def split_property_string(value: str) -> dict[str, str]:
@@ -128,7 +153,8 @@ def _qemu_nic(props: dict[str, str], index: int, origin: Origin, ctx: _Ctx) -> N
             model, mac = key, val
     if model is None:
         # "<unknown>=<MAC>": a model this version does not know, in shorthand form
-        guess = [k for k, v in props.items() if k not in _QEMU_KEYS and _MAC_RE.fullmatch(v)]
+        guess = [k for k, v in props.items()
+                 if k not in _QEMU_KEYS and k != "hwaddr" and _MAC_RE.fullmatch(v)]
         if len(guess) == 1:
             model = guess[0]
             mac = mac or props[model]

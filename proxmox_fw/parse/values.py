@@ -101,7 +101,10 @@ def parse_ip(text: str) -> IpAddr:
 def parse_cidr(text: str) -> Cidr:
     """An address with an optional ``/prefix``; host bits are kept as written."""
     addr_text, slash, prefix_text = text.partition("/")
-    addr = parse_ip(addr_text)
+    try:
+        addr = parse_ip(addr_text)
+    except ValueParseError:
+        raise ValueParseError(f"'{text}' is not a valid IP address") from None
     if not slash:
         return ipaddress.ip_interface(addr)
     max_len = addr.max_prefixlen

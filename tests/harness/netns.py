@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import fcntl
 import itertools
 import os
 import signal
 import socket
+import struct
 import subprocess
 import threading
 from collections.abc import Callable, Iterable
@@ -33,6 +35,7 @@ T = TypeVar("T")
 
 RUN_TAG = f"pfwt{os.getpid()}"
 NETNS_DIR = "/run/netns"
+SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
 
 # Set before any interface exists, so every interface created later inherits them:
 # no DAD delay, no router solicitations, no ICMP rate limit (else REJECT replies stop
@@ -171,6 +174,19 @@ def _read_sysctl(key: str) -> str:
         return fh.read().strip()
 
 
+def _prepare(sysctls: dict[str, str]) -> None:
+    _write_sysctls(sysctls)
+    set_link_up("lo")
+
+
+def set_link_up(ifname: str) -> None:
+    """Bring an interface of the calling thread's namespace up (no ``ip`` process)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        req = struct.pack("16sH14x", ifname.encode(), 0)
+        flags = struct.unpack_from("16sH", fcntl.ioctl(s, SIOCGIFFLAGS, req))[1]
+        fcntl.ioctl(s, SIOCSIFFLAGS, struct.pack("16sH14x", ifname.encode(), flags | IFF_UP))
+
+
 def create_namespaces(names: Iterable[str]) -> list[NetNs]:
     """Create namespaces (one ``ip`` process), register them for cleanup, prepare them.
 
@@ -185,16 +201,18 @@ def create_namespaces(names: Iterable[str]) -> list[NetNs]:
             raise CommandError(f"namespace {name} already exists")
     made: list[NetNs] = []
     try:
-        for name in names:
-            # one by one so a failure still leaves the registry exact
-            run_tool(["ip", "netns", "add", name])
-            ns = NetNs(name)
-            with _lock:
-                _created[name] = ns
-            made.append(ns)
+        try:
+            run_tool(["ip", "-batch", "-"], stdin="".join(f"netns add {n}\n" for n in names))
+        finally:
+            # register whatever exists now, so a half-failed batch is still cleaned up
+            for name in names:
+                if os.path.exists(os.path.join(NETNS_DIR, name)):
+                    ns = NetNs(name)
+                    with _lock:
+                        _created[name] = ns
+                    made.append(ns)
         for ns in made:
-            ns.sysctls(BASE_SYSCTLS)
-            ns.ip("link", "set", "lo", "up")
+            ns.run(_prepare, BASE_SYSCTLS)
     except BaseException:
         for ns in made:
             delete_namespace(ns)

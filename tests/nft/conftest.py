@@ -42,4 +42,3 @@ def worker() -> Iterator[NetnsWorker]:
         yield w
     finally:
         w.close()
-

@@ -6,7 +6,6 @@ import json
 from typing import Any
 
 import pytest
-from nft_testlib import list_host, objects_of, rules_of
 
 from proxmox_fw.nft.client import NftClient
 from proxmox_fw.nft.netns import NetnsWorker
@@ -20,6 +19,7 @@ from proxmox_fw.nft.render import (
     truncate_comment,
 )
 from proxmox_fw.nft.skeleton import skeleton_table_text
+from tests.nft.nft_testlib import list_host, objects_of, rules_of
 
 ACCEPT = {"accept": None}
 

@@ -215,3 +215,26 @@ def test_upstream_integration_container() -> None:
     assert nics[3].ip == ipaddress.ip_interface("192.0.2.10/24")
     assert nics[1].ip is None and nics[1].ip6 == ipaddress.ip_interface("fd80::1234/64")
     assert nics[3].mac == "BC:24:11:4D:B0:FE"
+
+
+def test_lxc_line_in_qemu_config_is_used_with_warning() -> None:
+    nics, diags = parse("net0: name=eth0,hwaddr=0E:18:24:41:2C:43,ip=10.0.0.2/24,firewall=1\n")
+    d = only(diags)
+    assert (d.severity, d.line) == (Severity.WARNING, 1)
+    assert "used as lxc" in d.message
+    assert (nics[0].mac, str(nics[0].ip), nics[0].firewall) == ("0E:18:24:41:2C:43",
+                                                                "10.0.0.2/24", True)
+
+
+def test_qemu_line_in_lxc_config_is_used_with_warning() -> None:
+    nics, diags = parse("net2: virtio=0E:0B:38:B8:B3:21,bridge=vmbr0\n", "lxc")
+    assert "used as qemu" in only(diags, Severity.WARNING).message
+    assert (nics[2].model, nics[2].mac) == ("virtio", "0E:0B:38:B8:B3:21")
+
+
+def test_line_valid_in_neither_format_reports_the_guest_kind_error() -> None:
+    nics, diags = parse("net0: name=eth0,hwaddr=0E:18:24:41:2C:43,ip=bogus\n", "lxc")
+    d = only(diags)
+    assert (d.severity, d.line) == (Severity.ERROR, 1)
+    assert "invalid address" in d.message  # the lxc reason, not qemu's "no MAC"
+    assert nics == {}

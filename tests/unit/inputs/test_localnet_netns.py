@@ -1,7 +1,8 @@
 """local_network detection against a real kernel, in a private network namespace.
 
 The child runs under ``unshare --net --mount``: its network namespace and its bind mounts
-over ``/etc/hosts``, ``nsswitch.conf`` and ``resolv.conf`` vanish with it, whatever happens, so nothing needs cleaning up.
+over ``/etc/hosts``, ``nsswitch.conf`` and ``resolv.conf`` vanish with it, whatever
+happens, so nothing needs cleaning up.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -61,7 +63,7 @@ print(json.dumps({
 
 
 @pytest.fixture(scope="module")
-def netns_result(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+def netns_result(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     if os.geteuid() != 0 or shutil.which("unshare") is None:
         pytest.skip("needs root and unshare")
     etc = tmp_path_factory.mktemp("etc")
@@ -78,11 +80,11 @@ def netns_result(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
         capture_output=True, text=True, timeout=60, env=env, check=False,
     )
     assert proc.returncode == 0, proc.stderr
-    result: dict[str, object] = json.loads(proc.stdout)
+    result: dict[str, Any] = json.loads(proc.stdout)
     return result
 
 
-def test_pyroute2_lists_up_interfaces_only(netns_result: dict[str, object]) -> None:
+def test_pyroute2_lists_up_interfaces_only(netns_result: dict[str, Any]) -> None:
     addresses = netns_result["addresses"]
     assert isinstance(addresses, list)
     assert [a for a in addresses if not a[1].startswith("fe80:")] == [
@@ -96,21 +98,21 @@ def test_pyroute2_lists_up_interfaces_only(netns_result: dict[str, object]) -> N
     assert sorted({a[0] for a in addresses}) == ["lo", "pvt0", "pvt1", "pvx0", "pvx1"]
 
 
-def test_pyroute2_default_route(netns_result: dict[str, object]) -> None:
+def test_pyroute2_default_route(netns_result: dict[str, Any]) -> None:
     assert netns_result["default"] == ["pvt0"]
 
 
-def test_detect_by_hostname(netns_result: dict[str, object]) -> None:
+def test_detect_by_hostname(netns_result: dict[str, Any]) -> None:
     assert netns_result["by_name"] == ["192.168.2.100", "192.168.0.0/20", "pvt0", []]
 
 
-def test_detect_falls_back_when_name_is_loopback(netns_result: dict[str, object]) -> None:
-    ip, net, ifname, warnings = netns_result["loopback_name"]  # type: ignore[misc]
+def test_detect_falls_back_when_name_is_loopback(netns_result: dict[str, Any]) -> None:
+    ip, net, ifname, warnings = netns_result["loopback_name"]
     assert (ip, net, ifname) == ("192.168.2.100", "192.168.0.0/20", "pvt0")
     assert len(warnings) == 1 and "loopback" in warnings[0]
 
 
-def test_detect_falls_back_when_name_is_unknown(netns_result: dict[str, object]) -> None:
-    ip, net, ifname, warnings = netns_result["unknown_name"]  # type: ignore[misc]
+def test_detect_falls_back_when_name_is_unknown(netns_result: dict[str, Any]) -> None:
+    ip, net, ifname, warnings = netns_result["unknown_name"]
     assert (ip, net, ifname) == ("192.168.2.100", "192.168.0.0/20", "pvt0")
     assert len(warnings) == 2 and "cannot resolve" in warnings[0]
