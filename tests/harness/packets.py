@@ -16,31 +16,51 @@ from tests.harness.trace import ECHO_REPLY, ECHO_REQUEST, ICMP_ERRORS, ICMPV6_ER
 DEFAULT_DPORT = 9
 
 ICMP_NAMES: dict[str, tuple[int, int]] = {
-    "echo-reply": (0, 0), "destination-unreachable": (3, 0), "network-unreachable": (3, 0),
-    "host-unreachable": (3, 1), "protocol-unreachable": (3, 2), "port-unreachable": (3, 3),
-    "fragmentation-needed": (3, 4), "source-route-failed": (3, 5),
-    "network-unknown": (3, 6), "host-unknown": (3, 7), "network-prohibited": (3, 9),
-    "host-prohibited": (3, 10), "communication-prohibited": (3, 13),
-    "source-quench": (4, 0), "redirect": (5, 0), "echo-request": (8, 0),
-    "router-advertisement": (9, 0), "router-solicitation": (10, 0),
-    "time-exceeded": (11, 0), "parameter-problem": (12, 0), "timestamp-request": (13, 0),
-    "timestamp-reply": (14, 0), "address-mask-request": (17, 0),
+    "echo-reply": (0, 0),
+    "destination-unreachable": (3, 0),
+    "network-unreachable": (3, 0),
+    "host-unreachable": (3, 1),
+    "protocol-unreachable": (3, 2),
+    "port-unreachable": (3, 3),
+    "fragmentation-needed": (3, 4),
+    "source-route-failed": (3, 5),
+    "network-unknown": (3, 6),
+    "host-unknown": (3, 7),
+    "network-prohibited": (3, 9),
+    "host-prohibited": (3, 10),
+    "communication-prohibited": (3, 13),
+    "source-quench": (4, 0),
+    "redirect": (5, 0),
+    "echo-request": (8, 0),
+    "router-advertisement": (9, 0),
+    "router-solicitation": (10, 0),
+    "time-exceeded": (11, 0),
+    "parameter-problem": (12, 0),
+    "timestamp-request": (13, 0),
+    "timestamp-reply": (14, 0),
+    "address-mask-request": (17, 0),
     "address-mask-reply": (18, 0),
 }
 ICMPV6_NAMES: dict[str, tuple[int, int]] = {
-    "destination-unreachable": (1, 0), "no-route": (1, 0),
-    "communication-prohibited": (1, 1), "address-unreachable": (1, 3),
-    "port-unreachable": (1, 4), "packet-too-big": (2, 0), "time-exceeded": (3, 0),
-    "parameter-problem": (4, 0), "echo-request": (128, 0), "echo-reply": (129, 0),
-    "router-solicitation": (133, 0), "router-advertisement": (134, 0),
-    "neighbor-solicitation": (135, 0), "neighbour-solicitation": (135, 0),
-    "neighbor-advertisement": (136, 0), "neighbour-advertisement": (136, 0),
+    "destination-unreachable": (1, 0),
+    "no-route": (1, 0),
+    "communication-prohibited": (1, 1),
+    "address-unreachable": (1, 3),
+    "port-unreachable": (1, 4),
+    "packet-too-big": (2, 0),
+    "time-exceeded": (3, 0),
+    "parameter-problem": (4, 0),
+    "echo-request": (128, 0),
+    "echo-reply": (129, 0),
+    "router-solicitation": (133, 0),
+    "router-advertisement": (134, 0),
+    "neighbor-solicitation": (135, 0),
+    "neighbour-solicitation": (135, 0),
+    "neighbor-advertisement": (136, 0),
+    "neighbour-advertisement": (136, 0),
     "redirect": (137, 0),
 }
-_ECHO_REQUEST = {4: 8, 6: 128}
-_ECHO_REPLY = {4: 0, 6: 129}
-_PROTO_NUM = {"tcp": 6, "udp": 17, "icmp": 1, "icmpv6": 58}
-
+PROTO_NUM = {"tcp": 6, "udp": 17, "icmp": 1, "icmpv6": 58}
 
 
 def icmp_type_code(value: int | str | None, v6: bool) -> tuple[int, int]:
@@ -89,8 +109,11 @@ def icmp_message(flow: Flow, code: int, token: bytes) -> bytes:
         if v6:
             inner_ip = struct.pack("!IHBB", 6 << 28, 8 + len(token), 17, 64) + src + dst
         else:
-            inner_ip = struct.pack("!BBHHHBBH", 0x45, 0, 28 + len(token), flow.icmp_id, 0,
-                                   64, 17, 0) + src + dst
+            inner_ip = (
+                struct.pack("!BBHHHBBH", 0x45, 0, 28 + len(token), flow.icmp_id, 0, 64, 17, 0)
+                + src
+                + dst
+            )
         body = inner_ip + inner_udp + token
     else:
         rest = struct.pack("!HH", flow.icmp_id, 0)

@@ -36,7 +36,14 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from tests.harness.netns import NetNs
-from tests.harness.packets import DEFAULT_DPORT, icmp_message, icmp_type_code, icmp_view, quotes
+from tests.harness.packets import (
+    DEFAULT_DPORT,
+    PROTO_NUM,
+    icmp_message,
+    icmp_type_code,
+    icmp_view,
+    quotes,
+)
 from tests.harness.topology import Topology, Zone
 from tests.harness.trace import ECHO_REPLY, ICMP_ERRORS, ICMPV6_ERRORS, DropTracker, Flow, Tracer
 
@@ -65,6 +72,7 @@ def _calibrate() -> float:
 TIME_SCALE = _calibrate()
 FALLBACK_TIMEOUT = 1.5 * TIME_SCALE  # seconds; only reached when the trace says nothing
 MULTICAST_GRACE = 0.05 * TIME_SCALE  # a flooded copy may be dropped at another port
+
 
 class ProbeError(RuntimeError):
     """The probe cannot be built as asked (it says nothing about the firewall)."""
@@ -122,6 +130,8 @@ class _ProbeState:
         ip = ipaddress.ip_address(addr)
         plen = 32 if ip.version == 4 else 128
         zone.ns.ip_batch([f"addr del {ip}/{plen} dev {dev}"])
+        # removing an interface's last IPv4 address flushes its routes: forget them all
+        self.hops = {k: v for k, v in self.hops.items() if k[0] != zone.ns.name}
 
     def evict(self, addr: str, keep: Zone | None) -> None:
         """Take an on-demand address away from any namespace other than ``keep``."""
@@ -135,11 +145,10 @@ class _ProbeState:
         if self.hops.get(key) == hop:
             return
         ip = ipaddress.ip_address(addr)
-        fam = "-4" if ip.version == 4 else "-6"
         plen = 32 if ip.version == 4 else 128
-        lines = [f"{fam} route replace {ip}/{plen} dev {hop.dev}"]
+        lines = [f"route replace {ip}/{plen} dev {hop.dev}"]
         if not ip.is_multicast:
-            lines.append(f"{fam} neigh replace {ip} lladdr {hop.mac} dev {hop.dev} nud permanent")
+            lines.append(f"neigh replace {ip} lladdr {hop.mac} dev {hop.dev} nud permanent")
         ns.ip_batch(lines)
         self.hops[key] = hop
 
@@ -245,18 +254,21 @@ def _path(topo: Topology, s: Zone, r: Zone) -> _Path:
         raise ProbeError("source and destination zone are both the host")
     if s.is_host:
         assert r.bridge and r.mac and r.ifname
-        return _Path(r.bridge, r.ifname, _Hop(r.bridge, r.mac),
-                     _Hop(r.ifname, _bridge_mac(topo, r.bridge)))
+        return _Path(
+            r.bridge, r.ifname, _Hop(r.bridge, r.mac), _Hop(r.ifname, _bridge_mac(topo, r.bridge))
+        )
     assert s.bridge and s.mac and s.ifname
     if r.is_host:
-        return _Path(s.ifname, s.bridge, _Hop(s.ifname, _bridge_mac(topo, s.bridge)),
-                     _Hop(s.bridge, s.mac))
+        return _Path(
+            s.ifname, s.bridge, _Hop(s.ifname, _bridge_mac(topo, s.bridge)), _Hop(s.bridge, s.mac)
+        )
     assert r.bridge and r.mac and r.ifname
     if s.bridge == r.bridge:
         return _Path(s.ifname, r.ifname, _Hop(s.ifname, r.mac), _Hop(r.ifname, s.mac))
     # different bridges: the host routes between them, as pve-sim does
     return _Path(
-        s.ifname, r.ifname,
+        s.ifname,
+        r.ifname,
         _Hop(s.ifname, _bridge_mac(topo, s.bridge)),
         _Hop(r.ifname, _bridge_mac(topo, r.bridge)),
         routed=(_Hop(r.bridge, r.mac), _Hop(s.bridge, s.mac)),
@@ -296,8 +308,10 @@ class _Run:
                 except OSError:
                     self.verdict = "REJECT"
                     return
-            if self.listener is not None and self.listener in ready and any(
-                self.token in d for d in _drain(self.listener)
+            if (
+                self.listener is not None
+                and self.listener in ready
+                and any(self.token in d for d in _drain(self.listener))
             ):
                 self.verdict = "ACCEPT"
             return
@@ -318,10 +332,15 @@ class _Run:
             if view is None or len(view[1]) < 8:
                 continue
             src, msg = view
-            if flow.echo and src == flow.dst and msg[0] == ECHO_REPLY[flow.version]:
-                if struct.unpack_from("!H", msg, 4)[0] == flow.icmp_id and self.token in msg:
-                    self.verdict = "ACCEPT"
-                    return
+            if (
+                flow.echo
+                and src == flow.dst
+                and msg[0] == ECHO_REPLY[flow.version]
+                and struct.unpack_from("!H", msg, 4)[0] == flow.icmp_id
+                and self.token in msg
+            ):
+                self.verdict = "ACCEPT"
+                return
             if msg[0] in errors and quotes(msg, flow):
                 self.verdict = "REJECT"
                 return
@@ -367,7 +386,7 @@ def probe(
     joins. Raises :class:`ProbeError` when the packet cannot be built at all.
     """
     proto = proto.lower()
-    if proto not in _PROTO_NUM:
+    if proto not in PROTO_NUM:
         raise ProbeError(f"unsupported protocol {proto!r}")
     for addr in (source, dest):
         if addr is not None and ipaddress.ip_address(addr).version == 6:
@@ -379,10 +398,16 @@ def probe(
         raise ProbeError("icmp over IPv6: use proto icmpv6")
     s = topo.zone(src_zone)
     r = topo.zone(dst_zone)
-    src = str(ipaddress.ip_address(source)) if source else (
-        DEFAULT_HOST[version] if s.is_host else DEFAULT_SOURCE[version])
-    dst = str(ipaddress.ip_address(dest)) if dest else (
-        DEFAULT_HOST[version] if r.is_host else DEFAULT_DEST[version])
+    src = (
+        str(ipaddress.ip_address(source))
+        if source
+        else (DEFAULT_HOST[version] if s.is_host else DEFAULT_SOURCE[version])
+    )
+    dst = (
+        str(ipaddress.ip_address(dest))
+        if dest
+        else (DEFAULT_HOST[version] if r.is_host else DEFAULT_DEST[version])
+    )
     for addr in (src, dst):
         if ipaddress.ip_address(addr).version != version:
             raise ProbeError(f"address {addr} does not match IPv{version}")
@@ -420,7 +445,7 @@ def probe(
     tracer = topo.tracer
     tracer.ensure()
     budget = FALLBACK_TIMEOUT if timeout is None else timeout
-    proto_num = _PROTO_NUM[proto]
+    proto_num = PROTO_NUM[proto]
     token = os.urandom(12)
 
     if proto in ("tcp", "udp"):
@@ -432,8 +457,9 @@ def probe(
             _drain_accepts(listener)
         else:
             _drain(listener)
-        run, flow = _send_l4(state, s, version, proto, src, dst, port, sport, token, multicast,
-                             path.send_dev)
+        run, flow = _send_l4(
+            state, s, version, proto, src, dst, port, sport, token, multicast, path.send_dev
+        )
         run.listener = listener if proto == "udp" else None
         try:
             return _wait(run, tracer, budget)
@@ -448,8 +474,15 @@ def probe(
         icmp_type, icmp_code = icmp_type_code(dport, v6)
     except ValueError as exc:
         raise ProbeError(str(exc)) from None
-    flow = Flow(version, src, dst, proto_num, sport=next(state.ports) & 0xFFFF,
-                icmp_type=icmp_type, icmp_id=next(state.ids))
+    flow = Flow(
+        version,
+        src,
+        dst,
+        proto_num,
+        sport=next(state.ports) & 0xFFFF,
+        icmp_type=icmp_type,
+        icmp_id=next(state.ids),
+    )
     raw_recv = None
     if not flow.echo:
         raw_recv = state.raw_socket(r, version)
@@ -465,8 +498,17 @@ def probe(
 
 
 def _send_l4(
-    state: _ProbeState, s: Zone, version: int, proto: str, src: str, dst: str, port: int,
-    sport: int | None, token: bytes, multicast: bool, send_dev: str,
+    state: _ProbeState,
+    s: Zone,
+    version: int,
+    proto: str,
+    src: str,
+    dst: str,
+    port: int,
+    sport: int | None,
+    token: bytes,
+    multicast: bool,
+    send_dev: str,
 ) -> tuple[_Run, Flow]:
     fam = socket.AF_INET if version == 4 else socket.AF_INET6
     kind = socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM
@@ -484,7 +526,7 @@ def _send_l4(
     else:
         raise ProbeError(f"no free source port for {src} in {s.name}")
     sock.setblocking(False)
-    flow = Flow(version, src, dst, _PROTO_NUM[proto], sport=chosen, dport=port)
+    flow = Flow(version, src, dst, PROTO_NUM[proto], sport=chosen, dport=port)
     run = _Run(flow, token, sock, multicast=multicast)
     state.topo.tracer.drain()
     if proto == "tcp":
@@ -503,8 +545,11 @@ def _send_l4(
     if multicast:
         ifindex = s.ns.if_index(send_dev)
         if version == 4:
-            sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF,
-                            struct.pack("=4s4si", b"\0" * 4, b"\0" * 4, ifindex))
+            sock.setsockopt(
+                socket.IPPROTO_IP,
+                socket.IP_MULTICAST_IF,
+                struct.pack("=4s4si", b"\0" * 4, b"\0" * 4, ifindex),
+            )
             sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 0)
         else:
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, ifindex)

@@ -134,8 +134,12 @@ class Topology:
             raise ValueError(f"interface name too long: {host_ifname}")
         self._ports.append(
             _PortSpec(
-                zone, bridge, host_ifname, mac.lower(),
-                [ipaddress.ip_interface(a) for a in addresses], ifname,
+                zone,
+                bridge,
+                host_ifname,
+                mac.lower(),
+                [ipaddress.ip_interface(a) for a in addresses],
+                ifname,
             )
         )
         self._aliases[f"{bridge}/{host_ifname}"] = zone
@@ -257,7 +261,12 @@ class Topology:
             lines.append(f"addr add {a.with_prefixlen} dev {p.ifname}{flags}")
         ns.ip_batch(lines)
         self.zones[p.zone] = Zone(
-            p.zone, ns, ifname=p.ifname, bridge=p.bridge, port=p.host_ifname, mac=p.mac,
+            p.zone,
+            ns,
+            ifname=p.ifname,
+            bridge=p.bridge,
+            port=p.host_ifname,
+            mac=p.mac,
             addresses=list(p.addresses),
         )
 
@@ -304,8 +313,11 @@ class Topology:
 
 HOST_V4 = "172.16.1.2/24"
 HOST_V6 = "fd00:16:1::2/64"
-BRIDGE_MACS = {"vmbr0": "02:00:00:00:00:10", "vmbr1": "02:00:00:00:00:11",
-               "vmbr2": "02:00:00:00:00:12"}
+BRIDGE_MACS = {
+    "vmbr0": "02:00:00:00:00:10",
+    "vmbr1": "02:00:00:00:00:11",
+    "vmbr2": "02:00:00:00:00:12",
+}
 OUTSIDE_MAC = "02:00:00:00:01:01"
 NFVM_MAC = "02:00:00:00:01:02"
 

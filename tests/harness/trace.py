@@ -170,8 +170,14 @@ def parse_packet(network: bytes | None, transport: bytes | None) -> Packet | Non
         elif version == 6 and len(inner) >= 7 and inner[0] >> 4 == 6:
             inner_proto = inner[6]
         return Packet(
-            version, src, dst, proto,
-            icmp_type=l4[0], icmp_code=l4[1], icmp_id=icmp_id, inner_proto=inner_proto,
+            version,
+            src,
+            dst,
+            proto,
+            icmp_type=l4[0],
+            icmp_code=l4[1],
+            icmp_id=icmp_id,
+            inner_proto=inner_proto,
         )
     return Packet(version, src, dst, proto)
 
@@ -239,10 +245,11 @@ class Tracer:
                 attrs = _attrs(data, pos + 20, end)
                 if msg == NFT_MSG_TRACE:
                     events.append(self._event(family, attrs))
-                elif msg in (NFT_MSG_DELTABLE, NFT_MSG_DELCHAIN, NFT_MSG_DELRULE):
+                elif msg in (NFT_MSG_DELTABLE, NFT_MSG_DELCHAIN, NFT_MSG_DELRULE) and (
                     # the table name is attribute 1 for all three messages
-                    if attrs.get(1, b"").rstrip(b"\0").decode(errors="replace") == self.table:
-                        self._installed = False
+                    attrs.get(1, b"").rstrip(b"\0").decode(errors="replace") == self.table
+                ):
+                    self._installed = False
             pos += (length + 3) & ~3
 
     @staticmethod
