@@ -114,11 +114,28 @@ def compile_cmd(
 
 
 @app.command()
-def skeleton() -> None:
-    """Print the bundled base ruleset (input for `nft -f -`)."""
-    from proxmox_fw.nft.skeleton import skeleton_text
+def skeleton(
+    all_tables: Annotated[bool, typer.Option(
+        "--all-tables", help="Print the guest table even if this kernel cannot load it.",
+    )] = False,
+) -> None:
+    """Print the bundled base ruleset (input for `nft -f -`).
 
-    sys.stdout.write(skeleton_text())
+    One `nft -f` is all or nothing, so where this kernel cannot load the guest table it is
+    left out (a warning names the missing features) and the host table still loads.
+    """
+    from proxmox_fw.nft.skeleton import skeleton_table_text, skeleton_text
+
+    text = skeleton_text()
+    if not all_tables and os.geteuid() == 0:
+        from proxmox_fw.nft.features import probe_features
+
+        missing = probe_features().missing_for_guests()
+        if missing:
+            log.get().warning("guest table left out: this kernel lacks " + ", ".join(missing)
+                              + " (use --all-tables to print it anyway)")
+            text = skeleton_table_text("inet")
+    sys.stdout.write(text)
 
 
 @app.command("apply")

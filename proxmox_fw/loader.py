@@ -31,7 +31,7 @@ from .parse.guestconf import parse_guest_conf
 from .parse.ipam import parse_ipam
 from .parse.sdn import parse_sdn
 from .parse.vmlist import parse_vmlist
-from .source import ConfigSource
+from .source import ConfigSource, Fingerprint
 
 CLUSTER_FW = "firewall/cluster.fw"
 COROSYNC_CONF = "corosync.conf"
@@ -59,17 +59,48 @@ def guest_conf_path(nodename: str, kind: GuestKind, vmid: int) -> str:
 
 
 def load_config(source: ConfigSource, nodename: str, diags: Diagnostics) -> PveConfig:
-    """The configuration as node ``nodename`` sees it; problems go to ``diags``."""
-    return PveConfig(
+    """The configuration as node ``nodename`` sees it; problems go to ``diags``.
+
+    Files that exist but cannot be read are listed in ``PveConfig.unreadable``: treating
+    them as missing would silently disable parts of the firewall, so callers that change
+    the kernel keep the previous ruleset instead.
+    """
+    rec = _RecordingSource(source)
+    cfg = PveConfig(
         nodename=nodename,
-        cluster=_load_cluster(source, diags),
-        host=_load_host(source, nodename, diags),
-        corosync=_load_corosync(source, diags),
-        guests=_load_guests(source, nodename, diags),
-        sdn=_load_sdn(source, diags),
-        ipam=_load_ipam(source, diags),
-        vnets=_load_vnets(source, diags),
+        cluster=_load_cluster(rec, diags),
+        host=_load_host(rec, nodename, diags),
+        corosync=_load_corosync(rec, diags),
+        guests=_load_guests(rec, nodename, diags),
+        sdn=_load_sdn(rec, diags),
+        ipam=_load_ipam(rec, diags),
+        vnets=_load_vnets(rec, diags),
     )
+    cfg.unreadable = rec.unreadable
+    return cfg
+
+
+class _RecordingSource:
+    """A source that remembers which existing files could not be read."""
+
+    def __init__(self, source: ConfigSource) -> None:
+        self.source = source
+        self.unreadable: list[str] = []
+
+    def read(self, relpath: str, diags: Diagnostics | None = None) -> str | None:
+        text = self.source.read(relpath, diags)
+        if text is None and self.source.exists(relpath):
+            self.unreadable.append(relpath)
+        return text
+
+    def list_dir(self, relpath: str, diags: Diagnostics | None = None) -> list[str]:
+        return self.source.list_dir(relpath, diags)
+
+    def exists(self, relpath: str) -> bool:
+        return self.source.exists(relpath)
+
+    def fingerprint(self, relpaths: list[str]) -> Fingerprint:
+        return self.source.fingerprint(relpaths)
 
 
 def watched_paths(config: PveConfig) -> list[str]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from collections.abc import MutableMapping
 from typing import Any, TextIO
 
 import structlog
@@ -29,7 +30,7 @@ def level_from_env(env: dict[str, str] | None = None) -> int:
     return LEVELS.get(value, logging.WARNING)
 
 
-def _render(_: Any, method: str, event: dict[str, Any]) -> str:
+def _render(_: Any, method: str, event: MutableMapping[str, Any]) -> str:
     msg = event.pop("event", "")
     where = event.pop("where", None)
     level = event.pop("level", method).upper()

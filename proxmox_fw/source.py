@@ -32,6 +32,10 @@ class ConfigSource(Protocol):
         """Sorted entry names of a directory; empty when it is missing or unreadable."""
         ...
 
+    def exists(self, relpath: str) -> bool:
+        """Whether the path exists, so a failed read can be told from a missing file."""
+        ...
+
     def fingerprint(self, relpaths: list[str]) -> Fingerprint:
         """A cheap value that changes whenever one of the paths changes, appears or goes."""
         ...
@@ -78,6 +82,10 @@ class DirectorySource:
         except OSError as exc:
             _report(diags, relpath, None, f"cannot list directory: {exc.strerror or exc}")
             return []
+
+    def exists(self, relpath: str) -> bool:
+        path = self._path(relpath)
+        return path is not None and path.exists()
 
     def fingerprint(self, relpaths: list[str]) -> Fingerprint:
         return tuple((rel, self._stamp(rel)) for rel in relpaths)

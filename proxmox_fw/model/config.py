@@ -20,3 +20,5 @@ class PveConfig(Model):
     sdn: Sdn = Field(default_factory=Sdn)
     ipam: Ipam = Field(default_factory=Ipam)
     vnets: dict[str, VnetFw] = Field(default_factory=dict)  # sdn/firewall/<name>.fw
+    # Paths that exist but could not be read: the kernel must keep its previous rules.
+    unreadable: list[str] = Field(default_factory=list)

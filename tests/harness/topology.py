@@ -111,6 +111,7 @@ class Topology:
         self._tracer: Tracer | None = None
         self._closers: list[Callable[[], None]] = []
         self.probe_state: object | None = None  # owned by tests.harness.probe
+        self.applied_suite: str | None = None  # the pve-sim suite whose firewall is loaded
         self.built = False
 
     # -- declaration ------------------------------------------------------------------
@@ -288,6 +289,7 @@ class Topology:
                 fn()
         self._closers.clear()
         self.probe_state = None
+        self.applied_suite = None
         if self._tracer is not None:
             self._tracer.close()
             self._tracer = None

@@ -90,8 +90,8 @@ def test_ping_with_v4_source_keeps_only_icmp(compile_texts: Compile) -> None:
 
 
 def test_ipset_reference_splits_by_family(compile_texts: Compile) -> None:
-    res = compile_texts(cluster="[OPTIONS]\nenable: 1\n[IPSET web]\n10.0.0.1\nfd00::1\n! 10.0.0.0/30\n"
-                                "[RULES]\nIN ACCEPT -source +web -p tcp -dport 80\n")
+    res = compile_texts(cluster="[OPTIONS]\nenable: 1\n[IPSET web]\n10.0.0.1\nfd00::1\n"
+                                "! 10.0.0.0/30\n[RULES]\nIN ACCEPT -source +web -p tcp -dport 80\n")
     t = res.ruleset.host
     rules = t.chains["cluster-in"].rules[:-2]
     assert len(rules) == 2
