@@ -35,11 +35,16 @@ class Diagnostics:
     """An append-only list of diagnostics shared along the pipeline."""
 
     items: list[Diagnostic] = field(default_factory=list)
+    _seen: set[Diagnostic] = field(default_factory=set, repr=False)
 
     def add(
         self, file: str, line: int | None, message: str, severity: Severity = Severity.ERROR
     ) -> None:
-        self.items.append(Diagnostic(file, line, severity, message))
+        # The same rule is compiled for several chains; say each problem once.
+        d = Diagnostic(file, line, severity, message)
+        if d not in self._seen:
+            self._seen.add(d)
+            self.items.append(d)
 
     def error(self, file: str, line: int | None, message: str) -> None:
         self.add(file, line, message, Severity.ERROR)
@@ -48,7 +53,8 @@ class Diagnostics:
         self.add(file, line, message, Severity.WARNING)
 
     def extend(self, other: Diagnostics) -> None:
-        self.items.extend(other.items)
+        for d in other.items:
+            self.add(d.file, d.line, d.message, d.severity)
 
     def __iter__(self) -> Iterator[Diagnostic]:
         return iter(self.items)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Callable
 
-from ..diagnostics import Diagnostics
+from ..diagnostics import Diagnostics, Severity
 from ..model import (
     Direction,
     Guest,
@@ -18,6 +18,8 @@ from ..model import (
     LogLevel,
     Nic,
     PveConfig,
+    Rule,
+    SecurityGroup,
 )
 from ..nft import expr as x
 from ..nft.expr import Json
@@ -85,12 +87,13 @@ def compile_guests(cfg: PveConfig, opts: CompileOptions, diags: Diagnostics) -> 
     groups = frozenset(cfg.cluster.groups)
     ratelimit = cfg.cluster.options.log_ratelimit
     for group in cfg.cluster.groups.values():
+        rules = _guest_group_rules(group, diags)
         for direction in Direction:
             chain = table.chain(f"group-{group.name}-{direction.value}")
             tgt = RuleTarget(chain.name, direction, dc_scope, ratelimit,
                              iface_key=_iface_key(direction), iface_map=lambda _n: None,
                              reject=_reject(direction))
-            for rule in group.rules:
+            for rule in rules:
                 chain.rules.extend(compile_rule(rule, tgt, diags))
 
     for vmid in sorted(cfg.guests):
@@ -106,6 +109,24 @@ def compile_guests(cfg: PveConfig, opts: CompileOptions, diags: Diagnostics) -> 
                 (x.concat(vnet.name, vnet.name), x.jump(f"bridge-{vnet.name}"))
             )
     return table
+
+
+def _guest_group_rules(group: SecurityGroup, diags: Diagnostics) -> list[Rule]:
+    """The group's rules as the guest table uses them.
+
+    A group chain is shared by every guest, so an interface in a group rule cannot be a
+    guest's ``netN``: it names a host interface, which no guest port matches. Such a rule is
+    left out here with a note (not an error: the host table applies it).
+    """
+    kept: list[Rule] = []
+    for rule in group.rules:
+        if rule.iface is None:
+            kept.append(rule)
+        elif rule.enabled:
+            diags.add(rule.origin.file, rule.origin.line,
+                      f"group '{group.name}': '-i {rule.iface}' applies to the host only; "
+                      "the rule is not used for guests", severity=Severity.INFO)
+    return kept
 
 
 def _iface_key(direction: Direction) -> str:
@@ -137,8 +158,12 @@ def _guest(
     nics = firewalled_nics(guest)
     ports = {n.key: guest.port_name(n.index) for n in nics}
 
+    # The ipfilter sets of firewalled NICs are built by _ipfilter; any other ipset (also an
+    # ``ipfilter-netN`` of a NIC without firewall) is plain, and must exist for rules
+    # referencing it, or nft rejects the whole batch.
+    ipfilter_sets = {f"ipfilter-{n.key}" for n in nics}
     for key, ipset in guest.fw.ipsets.items():
-        if not key.startswith("ipfilter-net"):
+        if key not in ipfilter_sets:
             add_sets(table, f"guest-{vmid}/{key}", resolve_entries(ipset, scope, diags),
                      ipset.comment)
 
@@ -159,11 +184,14 @@ def _guest(
                         str(nic.origin))
     out.add([x.jump("allow-dhcp-out" if opts.dhcp else "block-dhcp-out")], fwfile)
     inn.add([x.jump("allow-dhcp-in" if opts.dhcp else "block-dhcp-in")], fwfile)
+    # DHCP (from 0.0.0.0) passes before the ipfilter, as in pve-firewall; NDP and RA only
+    # after it: the set holds the link-local address so that NDP passes it (seed §13.6.3),
+    # so NDP cannot bypass the anti-spoofing filter.
+    for nic in nics:
+        _ipfilter(table, out, guest, nic, ports[nic.key], scope, diags)
     out.add([x.jump("allow-ndp-out" if opts.ndp else "block-ndp-out")], fwfile)
     inn.add([x.jump("allow-ndp-in" if opts.ndp else "block-ndp-in")], fwfile)
     out.add([x.jump("allow-ra-out" if opts.radv else "block-ra-out")], fwfile)
-    for nic in nics:
-        _ipfilter(table, out, guest, nic, ports[nic.key], scope, diags)
     out.add([x.match(x.meta("protocol"), "arp"), x.accept()], fwfile)
 
     ratelimit = cfg.cluster.options.log_ratelimit

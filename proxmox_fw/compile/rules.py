@@ -87,6 +87,10 @@ def compile_rule(rule: Rule, tgt: RuleTarget, diags: Diagnostics) -> list[NftRul
 
 def _compile(rule: Rule, tgt: RuleTarget) -> list[NftRule]:
     origin = str(rule.origin)
+    # A GROUP applies in every direction; any other rule only in its own, and is checked
+    # (its interface resolved) only there, so one bad rule gives one diagnostic.
+    if rule.kind != "group" and rule.direction is not tgt.direction:
+        return []
     head: list[Json] = []
     if rule.iface:
         name = tgt.iface_map(rule.iface)
@@ -100,8 +104,6 @@ def _compile(rule: Rule, tgt: RuleTarget) -> list[NftRule]:
             raise RuleError(f"security group '{rule.group}' is not defined")
         return [NftRule([*head, x.jump(tgt.group_chain(group, tgt.direction))], origin)]
 
-    if rule.direction is not tgt.direction:
-        return []
     assert rule.action is not None
     alternatives = _combine(
         [
