@@ -95,19 +95,38 @@ def _route_oifs(route: Any) -> list[int]:
     return [hop["oif"] for hop in route.get("RTA_MULTIPATH") or [] if "oif" in hop]
 
 
-def resolve_hostname(name: str) -> list[IpAddr]:
-    """Addresses ``name`` resolves to, in resolver order, without duplicates."""
+HOSTS_FILE = "/etc/hosts"
+
+
+def resolve_hostname(name: str, hosts_file: str = HOSTS_FILE) -> list[IpAddr]:
+    """Addresses ``name`` has in ``/etc/hosts``, in file order, without duplicates.
+
+    Deliberately no DNS: the firewall must not wait on (or be cut off from) a name server
+    while it builds its own rules, and a Proxmox VE node always lists itself in
+    /etc/hosts. The name matches case-insensitively, with or without the domain part.
+    """
+    wanted = name.lower()
     result: list[IpAddr] = []
-    for _family, _type, _proto, _canon, sockaddr in socket.getaddrinfo(
-        name, None, proto=socket.IPPROTO_TCP
-    ):
-        host = str(sockaddr[0]).split("%", 1)[0]  # drop an IPv6 zone index
+    try:
+        with open(hosts_file, encoding="utf-8", errors="replace") as fh:
+            lines = fh.readlines()
+    except OSError as exc:
+        raise OSError(f"cannot read {hosts_file}: {exc.strerror or exc}") from exc
+    for line in lines:
+        fields = line.split("#", 1)[0].split()
+        if len(fields) < 2:
+            continue
+        names = {n.lower() for n in fields[1:]} | {n.lower().split(".", 1)[0] for n in fields[1:]}
+        if wanted not in names:
+            continue
         try:
-            addr = ipaddress.ip_address(host)
+            addr = ipaddress.ip_address(fields[0].split("%", 1)[0])
         except ValueError:
             continue
         if addr not in result:
             result.append(addr)
+    if not result:
+        raise OSError(f"{name!r} is not in {hosts_file}")
     return result
 
 
