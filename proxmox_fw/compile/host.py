@@ -13,9 +13,9 @@ from ..diagnostics import Diagnostics, Severity
 from ..model import Direction, LogLevel, PveConfig, SecurityGroup, Verdict
 from ..nft import expr as x
 from ..nft.objects import HOST_TABLE, INET, CtHelper, Set, Table
-from .context import CompileOptions
+from .context import Cidr, CompileOptions
 from .ctinfo import helper_defs
-from .ipsets import Entry, add_sets, resolve_entries, sdn_entries
+from .ipsets import Entry, add_sets, element, resolve_entries, sdn_entries
 from .logging import log_statements
 from .refs import RefScope
 from .rules import RuleTarget, compile_rule, verdict_stmt
@@ -51,6 +51,7 @@ def compile_host(cfg: PveConfig, opts: CompileOptions, diags: Diagnostics) -> Ta
     for name, entries in sdn.items():
         add_sets(table, f"sdn/{name}", entries)
     add_sets(table, "dc/management", management_entries(cfg, opts, scope, diags))
+    _local_network_sets(table, cfg, opts)
     _cluster_network_sets(table, cfg, diags)
     if "blacklist" not in cfg.cluster.ipsets:
         add_sets(table, "dc/blacklist", [])
@@ -106,11 +107,9 @@ def management_entries(
     ipset = cfg.cluster.ipsets.get("management")
     if ipset is not None:
         entries.extend(resolve_entries(ipset, scope, diags))
-    alias = cfg.cluster.aliases.get("local_network")
-    if alias is not None:
-        entries.append((alias.cidr, False))
-    elif opts.local_network is not None:
-        entries.append((opts.local_network, False))
+    net = local_network(cfg, opts)
+    if net is not None:
+        entries.append((net, False))
     else:
         diags.warning(
             "firewall/cluster.fw", None,
@@ -118,6 +117,20 @@ def management_entries(
             "management access is limited to the 'management' ipset",
         )
     return entries
+
+
+def local_network(cfg: PveConfig, opts: CompileOptions) -> Cidr | None:
+    """``local_network``: the cluster alias if defined, else the detected network."""
+    alias = cfg.cluster.aliases.get("local_network")
+    return alias.cidr if alias is not None else opts.local_network
+
+
+def _local_network_sets(table: Table, cfg: PveConfig, opts: CompileOptions) -> None:
+    net = local_network(cfg, opts)
+    for v6, typ in ((False, "ipv4_addr"), (True, "ipv6_addr")):
+        name = "v6-local-network" if v6 else "v4-local-network"
+        elems = [element(net)] if net is not None and (net.version == 6) == v6 else []
+        table.sets[name] = Set(name, typ, ["interval"], True, elems)
 
 
 def _cluster_network_sets(table: Table, cfg: PveConfig, diags: Diagnostics) -> None:

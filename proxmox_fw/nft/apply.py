@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from proxmox_fw.nft.client import NftClient, Result
+from proxmox_fw.nft.client import JsonRunner, NftClient, Result
 from proxmox_fw.nft.features import KernelFeatures
 from proxmox_fw.nft.objects import BRIDGE, GUEST_TABLE, HOST_TABLE, INET, Ruleset, Table
 from proxmox_fw.nft.render import delete_table_commands, render_table_commands
@@ -74,6 +74,38 @@ def build_transaction(rs: Ruleset, features: KernelFeatures) -> Transaction:
     return tx
 
 
+def loadable_ruleset(rs: Ruleset, features: KernelFeatures) -> tuple[Ruleset, list[str]]:
+    """``rs`` as this kernel will hold it after a full apply, and the missing features.
+
+    The guest table is disabled (absent) where the kernel cannot load it, exactly as
+    :func:`build_transaction` leaves it out, so what the daemon remembers as applied, diffs
+    against and hashes is what the kernel really has.
+    """
+    if rs.guests.enabled and not features.guest_table_supported:
+        return Ruleset(host=rs.host, guests=Table(BRIDGE, GUEST_TABLE, enabled=False)), list(
+            features.missing_for_guests()
+        )
+    return rs, []
+
+
+def table_handles(client: JsonRunner) -> dict[str, int] | None:
+    """Handles of the firewall tables present in the kernel (``"inet proxmox-firewall"``
+    → handle); None when listing fails. A table deleted and re-created by someone else
+    comes back with a new handle, so comparing handles tells whether ours are intact."""
+    result = client.run_json({"nftables": [{"list": {"tables": None}}]})
+    if not result.ok or not isinstance(result.output, dict):
+        return None
+    ours = {f"{INET} {HOST_TABLE}", f"{BRIDGE} {GUEST_TABLE}"}
+    handles: dict[str, int] = {}
+    for item in result.output.get("nftables", []):
+        table = item.get("table") if isinstance(item, dict) else None
+        if isinstance(table, dict):
+            label = f"{table.get('family')} {table.get('name')}"
+            if label in ours:
+                handles[label] = int(table.get("handle", 0))
+    return handles
+
+
 def apply_ruleset(rs: Ruleset, client: NftClient, features: KernelFeatures) -> ApplyResult:
     try:
         tx = build_transaction(rs, features)
@@ -91,7 +123,7 @@ def apply_ruleset(rs: Ruleset, client: NftClient, features: KernelFeatures) -> A
     )
 
 
-def remove_tables(client: NftClient) -> Result:
+def remove_tables(client: JsonRunner) -> Result:
     """Remove both firewall tables; a missing table is not an error.
 
     One transaction per table, so a kernel without the bridge family cannot keep the host

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import threading
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import nftables
 
@@ -39,6 +39,13 @@ def _parse_output(text: str) -> Json:
         return json.loads(text)
     except ValueError:
         return text
+
+
+class JsonRunner(Protocol):
+    """The part of :class:`NftClient` that sends JSON documents; fakes implement only this
+    (the daemon's loop tests), real kernel behaviour always goes through NftClient."""
+
+    def run_json(self, doc: Json) -> Result: ...
 
 
 class NftClient:

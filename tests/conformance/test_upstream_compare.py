@@ -48,6 +48,10 @@ COROSYNC = (
     "seed §13.8.1: corosync (udp 5405-5412) is accepted from the cluster network only; the "
     "set holds the corosync.conf link addresses (README 'Behaviour'), upstream accepts any"
 )
+LOCAL_NETWORK = (
+    "pve-firewall (where the seed is silent): the host may reach the management ports of "
+    "local_network (22, 3128, 5900-5999, 8006) whatever its output policy; the set holds it"
+)
 DROP_NOISE = (
     "seed §13.8.1: SMB/UPnP/DNS-reply noise is dropped unlogged as part of a DROP/REJECT "
     "input policy, after the user's rules rather than before them (README 'Behaviour')"
@@ -147,6 +151,7 @@ DELIBERATE: list[Deliberate] = [
     *_set_entries("bridge", _BLACKLIST_SETS, BLACKLIST),
     *_set_entries("inet", _BLACKLIST_SETS, BLACKLIST),
     *_set_entries("inet", ("v4-cluster-network", "v6-cluster-network"), COROSYNC),
+    *_set_entries("inet", ("v4-local-network", "v6-local-network"), LOCAL_NETWORK),
     Deliberate(Difference("inet", "extra-rule", "cluster-in", "jump drop-noise"), DROP_NOISE),
     *[Deliberate(Difference("inet", kind, "ratelimit-synflood", text.format(v=v, f=f)),
                  SYNFLOOD)

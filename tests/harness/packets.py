@@ -136,14 +136,23 @@ def icmp_view(data: bytes, version: int, peer: str) -> tuple[str, bytes] | None:
 
 
 def quotes(msg: bytes, flow: Flow) -> bool:
-    """Whether an ICMP error message quotes a packet of ``flow``."""
+    """Whether an ICMP error message quotes a packet of ``flow`` (this probe's, not an
+    earlier one's: an ICMP probe's type and echo id are checked too)."""
     inner = msg[8:]
     if flow.version == 4 and len(inner) >= 20 and inner[0] >> 4 == 4:
         src = str(ipaddress.IPv4Address(inner[12:16]))
         dst = str(ipaddress.IPv4Address(inner[16:20]))
-        return src == flow.src and dst == flow.dst and inner[9] == flow.proto
-    if flow.version == 6 and len(inner) >= 40 and inner[0] >> 4 == 6:
+        proto, l4 = inner[9], inner[(inner[0] & 0x0F) * 4 :]
+    elif flow.version == 6 and len(inner) >= 40 and inner[0] >> 4 == 6:
         src = str(ipaddress.IPv6Address(inner[8:24]))
         dst = str(ipaddress.IPv6Address(inner[24:40]))
-        return src == flow.src and dst == flow.dst and inner[6] == flow.proto
-    return False
+        proto, l4 = inner[6], inner[40:]
+    else:
+        return False
+    if (src, dst, proto) != (flow.src, flow.dst, flow.proto):
+        return False
+    if flow.proto in (1, 58):
+        if len(l4) < 6 or l4[0] != flow.icmp_type:
+            return False
+        return not flow.echo or struct.unpack_from("!H", l4, 4)[0] == flow.icmp_id
+    return True

@@ -201,7 +201,7 @@ def load_inapplicable(path: Path = INAPPLICABLE_FILE) -> dict[str, str]:
     out: dict[str, str] = {}
     for case_id, entry in data.items():
         if not isinstance(entry, dict) or not isinstance(entry.get("reason"), str):
-            raise ValueError(f"{path}: [{case_id!r}] needs reason = \"...\"")
+            raise ValueError(f'{path}: [{case_id!r}] needs reason = "..."')
         if not entry["reason"].strip():
             raise ValueError(f"{path}: [{case_id!r}] has an empty reason")
         extra = set(entry) - {"reason"}

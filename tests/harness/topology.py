@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import os
+import subprocess
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -212,17 +214,9 @@ class Topology:
         return self
 
     def _build_host(self, host: NetNs) -> None:
-        nf = "1" if self.bridge_nf_call else "0"
         fwd = "1" if self.forwarding else "0"
-        host.sysctls(
-            {
-                "net/bridge/bridge-nf-call-iptables": nf,
-                "net/bridge/bridge-nf-call-ip6tables": nf,
-                "net/bridge/bridge-nf-call-arptables": nf,
-                "net/ipv4/ip_forward": fwd,
-                "net/ipv6/conf/all/forwarding": fwd,
-            }
-        )
+        host.sysctls({"net/ipv4/ip_forward": fwd, "net/ipv6/conf/all/forwarding": fwd})
+        self._set_bridge_nf_call(host)
         own = [a for b in self.bridges.values() for a in b.addresses]
         self.host_addresses = own
         self.zones[self.host_zone] = Zone(self.host_zone, host, is_host=True, addresses=own)
@@ -254,6 +248,23 @@ class Topology:
             (f"fdb replace {p.mac} dev {p.host_ifname} master static" for p in self._ports),
             tool="bridge",
         )
+
+    def _set_bridge_nf_call(self, host: NetNs) -> None:
+        """Set bridge-nf-call-* as asked, loading br_netfilter only when it must be on.
+
+        Built in (these machines) the keys exist in every namespace and default to 1. As
+        a module (Debian's kernel in the full-kernel VM) they exist only once it is
+        loaded, and loading it turns them on everywhere: so "off" with no module loaded
+        is already true, and the module is loaded only for "on".
+        """
+        nf = "1" if self.bridge_nf_call else "0"
+        keys = [f"net/bridge/bridge-nf-call-{t}" for t in ("iptables", "ip6tables", "arptables")]
+        if not os.path.exists("/proc/sys/net/bridge") and self.bridge_nf_call:
+            subprocess.run(["modprobe", "br_netfilter"], capture_output=True, check=False)
+        if host.run(os.path.exists, "/proc/sys/net/bridge/bridge-nf-call-iptables"):
+            host.sysctls(dict.fromkeys(keys, nf))
+        elif self.bridge_nf_call:
+            raise RuntimeError("bridge_nf_call=True needs br_netfilter, which is not available")
 
     def _build_port(self, p: _PortSpec, ns: NetNs) -> None:
         lines = [f"link set {p.ifname} up"]

@@ -37,7 +37,7 @@ NLMSG_ERROR = 2
 NLMSG_OVERRUN = 4
 
 # enum nft_trace_attributes
-_A_TABLE, _A_CHAIN, _A_TYPE, _A_VERDICT, _A_ID = 1, 2, 4, 5, 6
+_A_TABLE, _A_CHAIN, _A_HANDLE, _A_TYPE, _A_VERDICT, _A_ID = 1, 2, 3, 4, 5, 6
 _A_NETWORK, _A_TRANSPORT, _A_IIF, _A_OIF, _A_NFPROTO, _A_POLICY = 8, 9, 10, 12, 15, 16
 _VERDICT_CODE = 1
 
@@ -103,6 +103,7 @@ class TraceEvent:
     packet: Packet | None  # only on the first event of each chain walk
     iif: int | None = None
     oif: int | None = None
+    rule_handle: int | None = None
 
     @property
     def dropped(self) -> bool:
@@ -110,6 +111,22 @@ class TraceEvent:
         if self.type == TRACETYPE_POLICY:
             return self.policy == NF_DROP
         return self.type == TRACETYPE_RULE and self.verdict == NF_DROP
+
+    def describe(self) -> str:
+        """One line for a failure message: where the packet went and what it met."""
+        family = _FAMILIES.get(self.family, str(self.family))
+        where = f"{family} {self.table} {self.chain}"
+        if self.type == TRACETYPE_POLICY:
+            return f"{where} policy {_VERDICTS.get(self.policy or 0, self.policy)}"
+        if self.type == TRACETYPE_RETURN:
+            return f"{where} return"
+        verdict = _VERDICTS.get(self.verdict, self.verdict) if self.verdict is not None else "?"
+        return f"{where} rule handle {self.rule_handle}: {verdict}"
+
+
+_FAMILIES = {1: "inet", 2: "ip", 3: "arp", 5: "netdev", 7: "bridge", 10: "ip6"}
+_VERDICTS = {0: "drop", 1: "accept", -1: "continue", -2: "break", -3: "jump", -4: "goto",
+             -5: "return"}  # fmt: skip
 
 
 def _attrs(data: bytes, start: int, end: int) -> dict[int, bytes]:
@@ -126,6 +143,10 @@ def _attrs(data: bytes, start: int, end: int) -> dict[int, bytes]:
 
 def _be32(raw: bytes | None) -> int | None:
     return None if raw is None or len(raw) < 4 else int.from_bytes(raw[:4], "big")
+
+
+def _be64(raw: bytes | None) -> int | None:
+    return None if raw is None or len(raw) < 8 else int.from_bytes(raw[:8], "big")
 
 
 def _signed_verdict(raw: bytes | None) -> int | None:
@@ -196,6 +217,7 @@ class Tracer:
             self.sock.setsockopt(SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, group)
         self.sock.setblocking(False)
         self._installed = False
+        self.installs = 0  # how often the tables were (re)created
         self.lost = False  # set when the kernel dropped messages (ENOBUFS)
 
     def fileno(self) -> int:
@@ -203,8 +225,9 @@ class Tracer:
 
     def install(self) -> None:
         self.ns.nft(trace_ruleset(self.table, self.priority))
-        self.drain()
+        self.drain()  # our own delete+create notifications are queued by now
         self._installed = True
+        self.installs += 1
 
     def ensure(self) -> None:
         """Reinstall the trace tables if a ruleset change since the last look removed them."""
@@ -265,6 +288,7 @@ class Tracer:
             packet=parse_packet(attrs.get(_A_NETWORK), attrs.get(_A_TRANSPORT)),
             iif=_be32(attrs.get(_A_IIF)),
             oif=_be32(attrs.get(_A_OIF)),
+            rule_handle=_be64(attrs.get(_A_HANDLE)),
         )
 
     def close(self) -> None:
@@ -323,6 +347,7 @@ class DropTracker:
     _current: dict[int, Packet] = field(default_factory=dict)
     _toward: set[tuple[int, Packet]] = field(default_factory=set)
     _dropped: set[tuple[int, Packet]] = field(default_factory=set)
+    events: list[TraceEvent] = field(default_factory=list)  # the flow's, outside trace tables
     seen: int = 0  # events that belonged to the flow
 
     def feed(self, ev: TraceEvent) -> None:
@@ -335,6 +360,8 @@ class DropTracker:
         if way is None:
             return
         self.seen += 1
+        if ev.table != TRACE_TABLE:
+            self.events.append(ev)
         key = (ev.trace_id, pkt)
         if way == "toward":
             self._toward.add(key)

@@ -69,6 +69,8 @@ INET_SETS = [
     "v6-dc/blacklist-nomatch",
     "v4-cluster-network",
     "v6-cluster-network",
+    "v4-local-network",
+    "v6-local-network",
     "v4-synflood-limit",
     "v6-synflood-limit",
 ]
@@ -134,7 +136,7 @@ def test_every_interval_set_auto_merges() -> None:
     """The JSON listing of nft 1.0.6 drops auto-merge; the text is the reference."""
     blocks = re.findall(r"^\tset (\S+) {\n(.*?)^\t}", skeleton_text(), flags=re.M | re.S)
     interval = [(name, body) for name, body in blocks if "flags interval" in body]
-    assert len(interval) == 14
+    assert len(interval) == 16
     assert all("auto-merge" in body for _, body in interval)
 
 
