@@ -24,7 +24,7 @@ HOST_CASES = [c for c in pvesim.all_cases() if pvesim.host_side(c)]
 RUN = [c for c in HOST_CASES if c.id not in INAPPLICABLE]
 
 
-def apply_suite(pve_dir: Path, topo: "pvesim.Topology") -> None:
+def apply_suite(pve_dir: Path, topo: pvesim.Topology) -> None:
     """compile_dir + apply_ruleset inside the host namespace, as `apply` does."""
 
     def in_host() -> tuple[bool, str]:
@@ -47,13 +47,13 @@ def apply_suite(pve_dir: Path, topo: "pvesim.Topology") -> None:
 
 
 @pytest.fixture(scope="module")
-def topo(pve_sim_host: "pvesim.Topology") -> Iterator["pvesim.Topology"]:
+def topo(pve_sim_host: pvesim.Topology) -> Iterator[pvesim.Topology]:
     yield pve_sim_host
 
 
 @pytest.mark.netns
 @pytest.mark.parametrize("case", RUN, ids=lambda c: c.id)
-def test_host_case(case: pvesim.Case, topo: "pvesim.Topology") -> None:
+def test_host_case(case: pvesim.Case, topo: pvesim.Topology) -> None:
     pvesim.ensure_applied(topo, case.suite, apply_suite)
     got = pvesim.run_case(case, topo)
     assert got == case.action, f"{case}: got {got}; trace: {last_trace(topo)}"

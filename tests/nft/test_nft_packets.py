@@ -52,10 +52,14 @@ def listen() -> socket.socket:
     return s
 
 
-def connect() -> str:
-    """ACCEPT (handshake done), REJECT (refused) or DROP (no answer)."""
+def connect(timeout: float = 5.0) -> str:
+    """ACCEPT (handshake done), REJECT (refused) or DROP (no answer within ``timeout``).
+
+    An expected ACCEPT gets a generous timeout (it returns as soon as the handshake is
+    done, so a busy machine cannot turn it into a false DROP); an expected DROP a short one.
+    """
     try:
-        with socket.create_connection((NODE_IP, PORT), timeout=0.5):
+        with socket.create_connection((NODE_IP, PORT), timeout=timeout):
             return "ACCEPT"
     except ConnectionRefusedError:
         return "REJECT"
@@ -89,7 +93,7 @@ def test_policy_drop_then_accept_rule(pair: tuple[NetnsWorker, NetnsWorker]) -> 
             assert result.ok, result.error
 
         node.call(apply, ruleset([{"drop": None}]))
-        assert peer.call(connect) == "DROP"
+        assert peer.call(connect, 0.5) == "DROP"
 
         node.call(apply, ruleset([DPORT, {"accept": None}], [{"drop": None}]))
         assert peer.call(connect) == "ACCEPT"
