@@ -10,7 +10,7 @@ from .compile.ipsets import element
 from .compile.refs import RefScope
 from .diagnostics import Diagnostics
 from .loader import load_config
-from .localnet import detect_local_network
+from .localnet import describe, detect_local_network
 from .source import DirectorySource
 
 
@@ -18,18 +18,8 @@ def localnet_report(pve_dir: Path, nodename: str) -> str:
     diags = Diagnostics()
     cfg = load_config(DirectorySource(pve_dir), nodename, diags)
     local = detect_local_network(nodename)
-    lines = [
-        f"local hostname: {local.hostname}",
-        f"local IP address: {local.local_ip if local.local_ip else 'unknown'}",
-        f"network auto detect: {local.detected.network if local.detected else 'unknown'}",
-    ]
     alias = cfg.cluster.aliases.get("local_network")
-    if alias is not None:
-        lines.append(f"using user defined local_network: {alias.cidr}")
-    elif local.detected is not None:
-        lines.append(f"using detected local_network: {local.detected.network}")
-    else:
-        lines.append("no local_network: detection failed and no alias is defined")
+    lines = describe(local, alias.cidr if alias is not None else None)
     opts = CompileOptions(local_network=local.detected)
     entries = management_entries(cfg, opts, RefScope(cfg.cluster), Diagnostics())
     lines.append("management ipset:")
