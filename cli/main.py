@@ -15,6 +15,8 @@ import typer
 from proxmox_fw import log
 from proxmox_fw.compile import CompileResult
 from proxmox_fw.diagnostics import Diagnostics, Severity
+from proxmox_fw.gcpause import paused_gc
+from proxmox_fw.state import DEFAULT_STATE_DIR, FORCE_DISABLE_FLAG
 
 app = typer.Typer(
     add_completion=False,
@@ -99,7 +101,8 @@ def compile_cmd(
     # what the configuration means, so compile shows the ruleset either way.
     result = _compile(ctx.obj, honor_nftables_switch=False)
     rs = result.ruleset
-    commands = render_commands(rs)
+    with paused_gc():
+        commands = render_commands(rs)
     if not all_tables and rs.guests.enabled and os.geteuid() == 0:
         from proxmox_fw.nft.features import probe_features
 
@@ -154,6 +157,94 @@ def localnet(ctx: typer.Context) -> None:
 
     g: Globals = ctx.obj
     sys.stdout.write(localnet_report(g.pve_dir, g.nodename))
+
+
+_STATE_DIR_HELP = "Where the daemon keeps its state file (state.json)."
+_FLAG_HELP = "While this file exists the firewall tables are removed (upstream's switch)."
+
+
+@app.command()
+def start(
+    ctx: typer.Context,
+    interval: Annotated[float, typer.Option(
+        "--interval", min=0.05, help="Seconds between checks for changed inputs.",
+    )] = 5.0,
+    state_dir: Annotated[Path, typer.Option(
+        "--state-dir", help=_STATE_DIR_HELP)] = DEFAULT_STATE_DIR,
+    force_disable_flag: Annotated[Path, typer.Option(
+        "--force-disable-flag", help=_FLAG_HELP)] = FORCE_DISABLE_FLAG,
+    side_effects: Annotated[bool, typer.Option(
+        "--side-effects/--no-side-effects",
+        help="Write the conntrack sysctls and /var/lib/pve-firewall/log_nf_conntrack.",
+    )] = True,
+) -> None:
+    """Run the firewall daemon in the foreground (the proxmox-firewall service).
+
+    Applies the configuration, then checks the inputs every --interval
+    seconds and sends the kernel only what changed (nothing when nothing
+    changed). SIGHUP forces a full re-read and re-apply; SIGTERM and SIGINT
+    remove both firewall tables and exit. Logs to the journal under systemd,
+    else to stderr; PVE_LOG sets the level (info shows every update).
+
+    Exit codes: 0 stopped by a signal; 1 the tables could not be removed.
+    """
+    from proxmox_fw.journal import setup_daemon_logging
+    from proxmox_fw.nft.client import NftClient
+    from proxmox_fw.nft.features import KernelFeatures, probe_features
+    from proxmox_fw.service import DaemonOptions, run
+
+    g: Globals = ctx.obj
+    setup_daemon_logging()
+    try:
+        features = probe_features()
+    except OSError as exc:
+        log.get().error(f"cannot probe kernel features ({exc}); assuming a full kernel")
+        features = KernelFeatures()
+    opts = DaemonOptions(g.pve_dir, g.nodename, interval, state_dir, force_disable_flag,
+                         side_effects)
+    raise typer.Exit(run(opts, NftClient(), features))
+
+
+@app.command()
+def status(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    state_dir: Annotated[Path, typer.Option(
+        "--state-dir", help=_STATE_DIR_HELP)] = DEFAULT_STATE_DIR,
+    force_disable_flag: Annotated[Path, typer.Option(
+        "--force-disable-flag", help=_FLAG_HELP)] = FORCE_DISABLE_FLAG,
+) -> None:
+    """Show whether the firewall is enabled, running, loaded and up to date.
+
+    Exit codes:
+
+    0: the service runs and the kernel is in step with the configuration
+    (or the firewall is disabled and no table is loaded).
+
+    1: the service is not running, or the firewall is enabled but its
+    tables are missing.
+
+    3: the service runs but the kernel is out of step (a change not yet
+    applied, a failed update, unreadable files) or the ruleset is partial
+    (a table left out, e.g. the guest table on a kernel without bridge
+    conntrack/reject/meta).
+    """
+    from proxmox_fw.nft.client import NftClient
+    from proxmox_fw.nft.features import KernelFeatures, probe_features
+    from proxmox_fw.service.status import collect_status, format_status
+
+    g: Globals = ctx.obj
+    try:
+        features = probe_features()
+    except OSError:
+        features = KernelFeatures()
+    report = collect_status(g.pve_dir, g.nodename, state_dir, force_disable_flag, NftClient(),
+                            features)
+    if as_json:
+        sys.stdout.write(json.dumps(report.to_json(), indent=2) + "\n")
+    else:
+        sys.stdout.write(format_status(report))
+    raise typer.Exit(report.exit_code)
 
 
 def main() -> None:

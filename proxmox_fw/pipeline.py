@@ -7,6 +7,7 @@ from pathlib import Path
 
 from .compile import CompileOptions, CompileResult, compile_config
 from .diagnostics import Diagnostics
+from .gcpause import paused_gc
 from .loader import load_config
 from .source import DirectorySource
 
@@ -27,10 +28,11 @@ def compile_dir(
     when cluster.fw has no ``local_network`` alias.
     """
     diags = Diagnostics()
-    cfg = load_config(DirectorySource(Path(pve_dir)), nodename, diags)
     opts = CompileOptions(
         honor_nftables_switch=honor_nftables_switch,
         local_network=local_net,
         altnames=dict(altnames or {}),
     )
-    return compile_config(cfg, opts, diags)
+    with paused_gc():
+        cfg = load_config(DirectorySource(Path(pve_dir)), nodename, diags)
+        return compile_config(cfg, opts, diags)

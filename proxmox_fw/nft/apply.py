@@ -69,7 +69,9 @@ def build_transaction(rs: Ruleset, features: KernelFeatures) -> Transaction:
             tx.deleted_tables.append(_label(table))
             continue
         tx.commands.extend(skeleton_commands((table.family,)))
-        tx.commands.extend(render_table_commands(table))
+        # The table was just re-created, so there is nothing to flush; libnftables also
+        # spends seconds on a flush of a set that the same batch fills with 100k elements.
+        tx.commands.extend(c for c in render_table_commands(table) if "flush" not in c)
         tx.applied_tables.append(_label(table))
     return tx
 

@@ -14,6 +14,7 @@ elements, then rules.
 from __future__ import annotations
 
 import ipaddress
+import socket
 from typing import Any
 
 from proxmox_fw.nft.objects import Chain, CtHelper, Json, Map, Rule, Ruleset, Set, Table
@@ -135,24 +136,44 @@ def truncate_comment(text: str) -> str:
 _Interval = tuple[int, int, int]  # (low, high, version)
 
 
+def _addr_int(text: str) -> tuple[int, int]:
+    """(integer value, IP version) of an address; inet_pton is ~20x faster than ipaddress,
+    which matters for 100k-entry blacklists."""
+    if ":" in text:
+        return int.from_bytes(socket.inet_pton(socket.AF_INET6, text), "big"), 6
+    return int.from_bytes(socket.inet_pton(socket.AF_INET, text), "big"), 4
+
+
+def _prefix_interval(addr: str, length: int) -> _Interval | None:
+    value, version = _addr_int(addr)
+    bits = 32 if version == 4 else 128
+    if not 0 <= length <= bits:
+        return None
+    host = (1 << (bits - length)) - 1
+    lo = value & ~host
+    return lo, lo | host, version
+
+
 def _element_interval(elem: Json) -> _Interval | None:
     try:
         if isinstance(elem, str):
-            net = ipaddress.ip_network(elem, strict=False)
-        elif isinstance(elem, dict) and isinstance(elem.get("prefix"), dict):
+            addr, _, length = elem.partition("/")
+            value, version = _addr_int(addr)
+            if not length:
+                return value, value, version
+            return _prefix_interval(addr, int(length))
+        if isinstance(elem, dict) and isinstance(elem.get("prefix"), dict):
             p = elem["prefix"]
-            net = ipaddress.ip_network(f"{p['addr']}/{p['len']}", strict=False)
-        elif isinstance(elem, dict) and isinstance(elem.get("range"), list):
+            return _prefix_interval(str(p["addr"]), int(p["len"]))
+        if isinstance(elem, dict) and isinstance(elem.get("range"), list):
             lo_s, hi_s = elem["range"]
-            lo, hi = ipaddress.ip_address(lo_s), ipaddress.ip_address(hi_s)
-            if lo.version != hi.version or int(lo) > int(hi):
+            (lo, v1), (hi, v2) = _addr_int(str(lo_s)), _addr_int(str(hi_s))
+            if v1 != v2 or lo > hi:
                 return None
-            return int(lo), int(hi), lo.version
-        else:
-            return None
-    except (ValueError, TypeError, KeyError):
+            return lo, hi, v1
+    except (OSError, ValueError, TypeError, KeyError):
         return None
-    return int(net.network_address), int(net.broadcast_address), net.version
+    return None
 
 
 def _interval_json(lo: int, hi: int, version: int) -> Json:
@@ -171,32 +192,45 @@ def _interval_json(lo: int, hi: int, version: int) -> Json:
 
 
 def merge_overlapping(elements: list[Json]) -> list[Json]:
-    """Merge overlapping address elements; anything unparseable leaves the list as is."""
-    intervals: list[_Interval] = []
-    for elem in elements:
+    """Merge overlapping address elements; anything unparseable leaves the list as is.
+
+    One sort and one pass: a group of overlapping elements becomes the element that
+    already covers the whole group if there is one, else a prefix or range spanning it,
+    placed where the group's first element was.
+    """
+    keyed: list[tuple[int, int, int, int]] = []  # (version, lo, hi, index)
+    for i, elem in enumerate(elements):
         iv = _element_interval(elem)
         if iv is None:
             return elements
-        intervals.append(iv)
-    order = sorted(range(len(elements)), key=lambda i: (intervals[i][2], intervals[i][0]))
-    groups: list[list[int]] = []
-    group_hi = -1
-    for i in order:
-        lo, hi, version = intervals[i]
-        if groups and intervals[groups[-1][0]][2] == version and lo <= group_hi:
-            groups[-1].append(i)
-            group_hi = max(group_hi, hi)
-        else:
-            groups.append([i])
-            group_hi = hi
-    if len(groups) == len(elements):
+        keyed.append((iv[2], iv[0], iv[1], i))
+    keyed.sort()
+    merged: list[tuple[int, Json]] = []  # (first index, element)
+    n_groups = 0
+    cur: list[int] | None = None  # [version, lo, hi, first index, covering index or -1]
+    for version, lo, hi, i in keyed:
+        if cur is not None and cur[0] == version and lo <= cur[2]:
+            if hi > cur[2]:
+                cur[2] = hi
+                cur[4] = i if lo == cur[1] else -1
+            elif lo == cur[1] and hi == cur[2] and (cur[4] < 0 or i < cur[4]):
+                cur[4] = i
+            cur[3] = min(cur[3], i)
+            continue
+        if cur is not None:
+            merged.append(_group_element(cur, elements))
+        n_groups += 1
+        cur = [version, lo, hi, i, i]
+    if cur is not None:
+        merged.append(_group_element(cur, elements))
+    if n_groups == len(elements):
         return elements
-    merged: dict[int, Json] = {}
-    for members in groups:
-        lo = min(intervals[i][0] for i in members)
-        hi = max(intervals[i][1] for i in members)
-        version = intervals[members[0]][2]
-        first = min(members)
-        exact = [i for i in members if intervals[i][:2] == (lo, hi)]
-        merged[first] = elements[min(exact)] if exact else _interval_json(lo, hi, version)
-    return [merged[i] for i in sorted(merged)]
+    merged.sort(key=lambda pair: pair[0])
+    return [elem for _, elem in merged]
+
+
+def _group_element(cur: list[int], elements: list[Json]) -> tuple[int, Json]:
+    version, lo, hi, first, covering = cur
+    if covering >= 0:
+        return first, elements[covering]
+    return first, _interval_json(lo, hi, version)

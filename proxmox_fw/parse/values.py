@@ -106,7 +106,7 @@ def parse_cidr(text: str) -> Cidr:
     except ValueParseError:
         raise ValueParseError(f"'{text}' is not a valid IP address") from None
     if not slash:
-        return ipaddress.ip_interface(addr)
+        return ipaddress.ip_interface(addr)  # fmt: skip
     max_len = addr.max_prefixlen
     if not _DIGITS.fullmatch(prefix_text):
         raise ValueParseError(f"invalid prefix length '{prefix_text}' in '{text}'")
