@@ -12,6 +12,7 @@ build tools build-deb.sh installs), and its nftables ruleset is checked to be un
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import re
@@ -19,6 +20,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,6 +84,7 @@ class Built:
     deb: Path
     dsc: Path
     out: Path
+    started: float  # when the build began (time.time())
     contents: dict[str, str]  # path (without leading ".") -> dpkg-deb -c line
 
     def field(self, name: str) -> str:
@@ -91,6 +94,7 @@ class Built:
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
     out = tmp_path_factory.mktemp("deb")
+    started = time.time()
     res = run(["bash", str(PACKAGING / "build-deb.sh")],
               env={**os.environ, "OUT_DIR": str(out), "LINTIAN": "0"}, timeout=600)
     assert res.returncode == 0, f"build-deb.sh failed:\n{res.stdout}\n{res.stderr}"
@@ -104,7 +108,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
         contents[path.removeprefix(".").rstrip("/") or "/"] = line
     dscs = sorted(out.glob("proxmox-firewall_*.dsc"))
     assert len(dscs) == 1, dscs
-    return Built(debs[0], dscs[0], out, contents)
+    return Built(debs[0], dscs[0], out, started, contents)
 
 
 def test_builds_one_binary_package_at_the_project_version(built: Built) -> None:
@@ -130,10 +134,13 @@ def test_program_unit_and_manual_are_installed(built: Built) -> None:
 
 def test_private_directory_has_the_whole_program_and_nothing_compiled(built: Built) -> None:
     paths = set(built.contents)
-    # Every file of the two packages in the work tree (data files included) is shipped.
+    # Every file of the two packages in the work tree (data files included) is shipped
+    # (except files created after the build began, by someone editing the tree meanwhile).
     for top in ("proxmox_fw", "cli"):
         for f in (REPO / top).rglob("*"):
             if f.is_file() and "__pycache__" not in f.parts and f.suffix not in (".pyc", ".pyo"):
+                if f.stat().st_ctime > built.started:
+                    continue
                 rel = f.relative_to(REPO).as_posix()
                 assert f"{PRIV}/{rel}" in paths, f"{rel} is missing from the package"
     assert f"{PRIV}/proxmox_fw/skeleton.nft" in paths
@@ -235,19 +242,20 @@ def debian_mirror(suite: str) -> str:
 
 
 def base_chroot(packages: list[str]) -> Path:
-    """A debootstrap minbase chroot with ``packages``, cached under .cache/packaging."""
+    """A debootstrap minbase chroot with ``packages``, cached under .cache/packaging.
+
+    The caller holds ``chroot_lock`` exclusively."""
     suite = must(["sh", "-c", ". /etc/os-release && echo $VERSION_CODENAME"]).stdout.strip()
     root = CACHE / f"chroot-{suite}"
     stamp = CACHE / f"chroot-{suite}.packages"
     wanted = " ".join(sorted(set(packages)))
     if root.is_dir() and stamp.is_file() and stamp.read_text().strip() == wanted:
         return root
-    CACHE.mkdir(parents=True, exist_ok=True)
     tmp = CACHE / f"chroot-{suite}.tmp"
+    stamp.unlink(missing_ok=True)
     for old in (tmp, root):
         if old.exists():
             shutil.rmtree(old)
-    stamp.unlink(missing_ok=True)
     res = run(["debootstrap", "--variant=minbase", f"--include={','.join(sorted(set(packages)))}",
                suite, str(tmp), debian_mirror(suite)], timeout=900)
     if res.returncode != 0:
@@ -256,6 +264,20 @@ def base_chroot(packages: list[str]) -> Path:
     tmp.rename(root)
     stamp.write_text(wanted + "\n")
     return root
+
+
+@contextlib.contextmanager
+def chroot_lock() -> Iterator[int]:
+    """A lock on the cached chroot, for test runs that overlap (several people run the
+    suite in one work tree): exclusive while it is checked or made, then shared while it
+    is used, so no run replaces it under another."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    fd = os.open(CACHE / "chroot.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield fd
+    finally:
+        os.close(fd)
 
 
 def ruleset() -> str:
@@ -297,9 +319,12 @@ def throwaway_root(base: Path, deb: Path) -> Iterator[Installed]:
 
 
 @pytest.fixture(scope="module")
-def base(built: Built) -> Path:
+def base(built: Built) -> Iterator[Path]:
     # Everything the package depends on, plus systemd for systemd-analyze --root.
-    return base_chroot([*dep_names(built.field("Depends")), "systemd"])
+    with chroot_lock() as fd:
+        root = base_chroot([*dep_names(built.field("Depends")), "systemd"])
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        yield root
 
 
 @pytest.fixture(scope="module")
