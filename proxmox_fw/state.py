@@ -11,7 +11,6 @@ rename), so a reader never sees half a file.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import tempfile
@@ -20,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 from proxmox_fw.nft.objects import Ruleset
-from proxmox_fw.nft.render import render_commands
 
 DEFAULT_STATE_DIR = Path("/run/proxmox-firewall")
 STATE_FILE = "state.json"
@@ -117,6 +115,8 @@ def is_running(state: ServiceState) -> bool:
 
 
 def ruleset_hash(rs: Ruleset) -> str:
-    """A digest of what a full apply of ``rs`` sends, to compare rulesets cheaply."""
-    text = json.dumps(render_commands(rs), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()
+    """A digest of what a full apply of ``rs`` sends, to compare rulesets cheaply (the
+    daemon takes it from the rendering it diffs with: the same value)."""
+    from proxmox_fw.nft.diff import RenderedRuleset  # not at import: the CLI reads this module
+
+    return RenderedRuleset(rs).digest()

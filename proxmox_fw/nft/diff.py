@@ -32,6 +32,7 @@ first need every rule referring to it gone).
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import re
 from dataclasses import dataclass, field, fields
@@ -86,49 +87,87 @@ class UpdatePlan:
         return {"nftables": self.commands}
 
 
-def plan_update(old: Ruleset | None, new: Ruleset) -> UpdatePlan:
+class RenderedTable:
+    """One table rendered once: its commands, and the same commands grouped by object."""
+
+    def __init__(self, table: Table) -> None:
+        self.table = table
+        self.commands = render_table_commands(table)
+        self.groups = _groups(table, self.commands)
+
+
+class RenderedRuleset:
+    """A ruleset rendered once, for both its digest and diffs against it.
+
+    Rendering merges interval elements (large ipsets make that the expensive part), so the
+    daemon keeps the rendering of what it applied and renders each new ruleset once.
+    """
+
+    def __init__(self, rs: Ruleset) -> None:
+        self.ruleset = rs
+        self.tables = [RenderedTable(t) for t in rs.tables]
+        self._digest: str | None = None
+
+    def digest(self) -> str:
+        """SHA-256 of the rendered commands (what a full apply sends after the skeleton)."""
+        if self._digest is None:
+            commands = [c for t in self.tables for c in t.commands]
+            text = json.dumps(commands, sort_keys=True, separators=(",", ":"))
+            self._digest = hashlib.sha256(text.encode()).hexdigest()
+        return self._digest
+
+
+def plan_update(
+    old: Ruleset | RenderedRuleset | None, new: Ruleset | RenderedRuleset
+) -> UpdatePlan:
     """Commands turning the kernel from ``old`` (None: unknown) into ``new``.
 
     Both are *loadable* rulesets (a table the kernel cannot load is disabled in them,
     see :func:`proxmox_fw.nft.apply.loadable_ruleset`). Raises SkeletonError when a table
     must be rebuilt and its skeleton cannot be loaded on this kernel.
     """
+    before_all = _rendered(old) if old is not None else None
+    after_all = _rendered(new)
     plan = UpdatePlan()
     stages: list[list[Command]] = [[] for _ in range(_STAGES)]
-    for index, table in enumerate(new.tables):
-        before = old.tables[index] if old is not None else None
-        if before is None or not _diffable(before, table):
-            plan.commands.extend(_replace_table(table, plan.stats))
+    for index, after in enumerate(after_all.tables):
+        before = before_all.tables[index] if before_all is not None else None
+        if before is None or not _diffable(before, after):
+            plan.commands.extend(_replace_table(after, plan.stats))
             continue
-        _diff_table(before, table, stages, plan.stats)
+        _diff_table(before, after, stages, plan.stats)
     for stage in stages:
         plan.commands.extend(stage)
     return plan
+
+
+def _rendered(rs: Ruleset | RenderedRuleset) -> RenderedRuleset:
+    return rs if isinstance(rs, RenderedRuleset) else RenderedRuleset(rs)
 
 
 def _label(table: Table) -> str:
     return f"{table.family} {table.name}"
 
 
-def _replace_table(table: Table, stats: DiffStats) -> list[Command]:
+def _replace_table(rendered: RenderedTable, stats: DiffStats) -> list[Command]:
+    table = rendered.table
     commands = delete_table_commands(table.family, table.name)
     if not table.enabled:
         stats.tables_deleted.append(_label(table))
         return commands
     stats.tables_replaced.append(_label(table))
-    return [*commands, *skeleton_commands((table.family,)), *render_table_commands(table)]
+    return [*commands, *skeleton_commands((table.family,)), *rendered.commands]
 
 
-def _diffable(old: Table, new: Table) -> bool:
+def _diffable(old: RenderedTable, new: RenderedTable) -> bool:
     """Whether ``new`` can be reached from ``old`` by editing objects in place."""
-    if old.enabled != new.enabled:
+    if old.table.enabled != new.table.enabled:
         return False
-    if not new.enabled:
+    if not new.table.enabled:
         return True  # both absent: nothing to do
-    old_groups, new_groups = _groups(old), _groups(new)
-    for key, cmds in new_groups.items():
+    for key, cmds in new.groups.items():
         kind, _ = key
-        before = old_groups.get(key)
+        before = old.groups.get(key)
         if before is None:
             continue
         if kind == "set" and _definition(before) != _definition(cmds):
@@ -143,11 +182,13 @@ _DECLARE, _FLUSH, _ELEM_DEL, _ELEM_ADD, _RULES, _DEL_CHAINS, _DEL_OBJECTS = rang
 _STAGES = 7
 
 
-def _diff_table(old: Table, new: Table, stages: list[list[Command]], stats: DiffStats) -> None:
-    if not new.enabled:
+def _diff_table(
+    old: RenderedTable, new: RenderedTable, stages: list[list[Command]], stats: DiffStats
+) -> None:
+    if not new.table.enabled:
         return
-    old_groups, new_groups = _groups(old), _groups(new)
-    skel = skeleton_names(new.family)
+    old_groups, new_groups = old.groups, new.groups
+    skel = skeleton_names(new.table.family)
     for key, cmds in new_groups.items():
         before = old_groups.get(key)
         if before == cmds:
@@ -164,7 +205,7 @@ def _diff_table(old: Table, new: Table, stages: list[list[Command]], stats: Diff
             stats.helpers_changed += 1
     for key, cmds in old_groups.items():
         if key not in new_groups:
-            _remove(new, key, cmds, key[1] in skel, stages, stats)
+            _remove(new.table, key, cmds, key[1] in skel, stages, stats)
 
 
 def _chain_update(
@@ -259,11 +300,11 @@ def _kind(cmd: Command) -> tuple[str, str]:
     return verb, obj
 
 
-def _groups(table: Table) -> dict[ObjKey, list[Command]]:
+def _groups(table: Table, commands: list[Command]) -> dict[ObjKey, list[Command]]:
     """The table's rendered commands, grouped by the object they build."""
     names_of_maps = set(table.maps)
     groups: dict[ObjKey, list[Command]] = {}
-    for cmd in render_table_commands(table):
+    for cmd in commands:
         verb, obj = _kind(cmd)
         body = cmd[verb][obj]
         if obj == "rule":

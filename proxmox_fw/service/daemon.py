@@ -8,8 +8,12 @@ One :meth:`Daemon.step` per poll:
    next apply is a full one.
 3. Nothing moved in the inputs (see :mod:`.inputs`) and nothing is due → done: no read,
    no compile, no transaction.
-4. Otherwise read and compile. Unreadable files (with no last good content) → keep what
-   the kernel has, warn, retry later. Config diagnostics are logged when they change.
+4. Otherwise read and compile. A file that cannot be read is served from its last good
+   text (:class:`~.inputs.LastGoodSource`). One never read since start has nothing in
+   the kernel to keep: the rest is applied, with a warning and a retry after the back-off
+   -- unless it is cluster.fw or host.fw, without which even "is the firewall on?" is
+   unknown: then the kernel keeps what it has. Config diagnostics are logged when they
+   change.
 5. The compiled ruleset, as this kernel can hold it, is hashed: equal to what was applied
    → no transaction. Else the difference (:func:`~proxmox_fw.nft.diff.plan_update`) goes
    to the kernel in one transaction; a full replacement after start, SIGHUP or lost
@@ -38,11 +42,11 @@ from proxmox_fw import log
 from proxmox_fw.apply_cmd import write_side_effects
 from proxmox_fw.compile import CompileOptions, CompileResult, firewall_active
 from proxmox_fw.diagnostics import Severity
+from proxmox_fw.loader import CLUSTER_FW, host_fw_paths
 from proxmox_fw.nft.apply import loadable_ruleset, remove_tables, table_handles
 from proxmox_fw.nft.client import JsonRunner
-from proxmox_fw.nft.diff import UpdatePlan, plan_update
+from proxmox_fw.nft.diff import RenderedRuleset, UpdatePlan, plan_update
 from proxmox_fw.nft.features import KernelFeatures
-from proxmox_fw.nft.objects import Ruleset
 from proxmox_fw.service.inputs import InputWatcher, LocalNetWatcher, Snapshot, compile_node
 from proxmox_fw.service.signals import SignalWaiter
 from proxmox_fw.source import ConfigSource, DirectorySource
@@ -55,7 +59,6 @@ from proxmox_fw.state import (
     STOPPED,
     ServiceState,
     process_start_ticks,
-    ruleset_hash,
     write_state,
 )
 
@@ -70,7 +73,7 @@ class Outcome(StrEnum):
     APPLIED = "applied"  # a transaction was committed
     REMOVED = "removed"  # the tables were removed (configuration or flag)
     FORCE_DISABLED = "force-disabled"  # the flag is there and the tables are gone already
-    KEPT = "kept"  # configuration unreadable: the kernel keeps the last good ruleset
+    KEPT = "kept"  # cluster.fw/host.fw unreadable: the kernel keeps what it has
     FAILED = "failed"  # the kernel refused: the last good ruleset stays
     WAITING = "waiting"  # the same refused ruleset again: retried after the back-off
 
@@ -112,8 +115,9 @@ class Daemon:
         self._wall = wall_clock
         self._write_effects = effects_writer
         self.log = log.get()
-        # What the kernel holds: the loadable ruleset last committed (None: unknown).
-        self.applied: Ruleset | None = None
+        # What the kernel holds: the loadable ruleset last committed, rendered (None:
+        # unknown). Keeping the rendering makes the next diff render only the new side.
+        self.applied: RenderedRuleset | None = None
         self.applied_hash: str | None = None
         self._handles: dict[str, int] = {}
         self._need_full = True
@@ -122,6 +126,8 @@ class Daemon:
         self._failures = 0
         self._retry_at: float | None = None
         self._logged_diags: frozenset[str] = frozenset()
+        # Unreadable, these leave even "is the firewall on?" unknown: never apply then.
+        self._switch_files = frozenset({CLUSTER_FW, *host_fw_paths(opts.nodename)})
         self._missing: list[str] = []
         self._effects: dict[str, str] | None = None
         self.state = ServiceState(pid=os.getpid(), pid_start=process_start_ticks(os.getpid()),
@@ -153,17 +159,26 @@ class Daemon:
         self._log_diagnostics(snapshot, result)
         unreadable = snapshot.config.unreadable
         self.state.unreadable = list(unreadable)
+        unreadable_why = f"cannot read {', '.join(unreadable)}"
         if unreadable:
-            return self._keep(f"cannot read {', '.join(unreadable)}")
-        loadable, missing = loadable_ruleset(result.ruleset, self.features)
-        digest = ruleset_hash(loadable)
+            if self._switch_files.intersection(unreadable):
+                return self._keep(unreadable_why)
+            # Never read since start (else its last good text would be used): the kernel
+            # has nothing of it either, so the rest can go ahead without losing anything.
+            self.log.warning(f"{unreadable_why}: applying the rest of the configuration")
+        loadable_rs, missing = loadable_ruleset(result.ruleset, self.features)
+        loadable = RenderedRuleset(loadable_rs)
+        digest = loadable.digest()
         if not self._need_full and digest == self.applied_hash:
             if self._clear_failure():
                 self._save()
             return Outcome.UNCHANGED
         if digest == self._failed_hash and not (retry_due or full):
             return Outcome.WAITING
-        return self._apply(result, loadable, digest, missing)
+        outcome = self._apply(result, loadable, digest, missing)
+        if unreadable and outcome is Outcome.APPLIED:
+            self._schedule_retry(unreadable_why)  # read it again until it can be read
+        return outcome
 
     def _force_disable(self) -> Outcome:
         if self._force_disabled:
@@ -192,10 +207,10 @@ class Daemon:
             self._need_full = True
 
     def _apply(
-        self, result: CompileResult, loadable: Ruleset, digest: str, missing: list[str]
+        self, result: CompileResult, loadable: RenderedRuleset, digest: str, missing: list[str]
     ) -> Outcome:
         started = self._clock()
-        if not any(table.enabled for table in loadable.tables):
+        if not any(table.enabled for table in loadable.ruleset.tables):
             return self._disable(result, loadable, digest, started)
         plan = plan_update(None if self._need_full else self.applied, loadable)
         outcome = self.client.run_json(plan.document())
@@ -215,7 +230,7 @@ class Daemon:
         return Outcome.APPLIED
 
     def _disable(
-        self, result: CompileResult, loadable: Ruleset, digest: str, started: float
+        self, result: CompileResult, loadable: RenderedRuleset, digest: str, started: float
     ) -> Outcome:
         cfg = result.config
         why = "the configuration disables the firewall"
@@ -234,10 +249,12 @@ class Daemon:
                       elapsed_ms=round((self._clock() - started) * 1000, 1))
         return Outcome.REMOVED
 
-    def _committed(self, loadable: Ruleset, digest: str, effects: dict[str, str]) -> None:
+    def _committed(
+        self, loadable: RenderedRuleset, digest: str, effects: dict[str, str]
+    ) -> None:
         self.applied, self.applied_hash = loadable, digest
         self._need_full = False
-        labels = [f"{t.family} {t.name}" for t in loadable.tables if t.enabled]
+        labels = [f"{t.family} {t.name}" for t in loadable.ruleset.tables if t.enabled]
         handles = table_handles(self.client) or {}
         self._handles = {label: handles[label] for label in labels if label in handles}
         self._clear_failure()
@@ -365,7 +382,8 @@ def run(opts: DaemonOptions, client: JsonRunner, features: KernelFeatures) -> in
             if not stop.intersection(signals.pending()):
                 try:
                     outcome = daemon.step(full=full)
-                    logger.debug("step", outcome=str(outcome))
+                    if outcome is not Outcome.IDLE:
+                        logger.debug("step", outcome=str(outcome))
                 except Exception as exc:  # never let one bad update end the firewall
                     daemon.note_exception(exc)
             full = False

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from proxmox_fw.diagnostics import Diagnostics
 from proxmox_fw.loader import IPAM_FILES, VMLIST
+from proxmox_fw.localnet import IfAddress
 from proxmox_fw.service.inputs import RACY_NS, InputWatcher, LastGoodSource, LocalNetWatcher
 from proxmox_fw.service.signals import SignalWaiter
 from proxmox_fw.source import DirectorySource
@@ -16,7 +17,7 @@ from tests.daemon.daemonlib import HOST_FW, NODE, OLD, age_tree, edit, write_tre
 
 
 class NoNetlink:
-    def list_addresses(self) -> list[tuple[str, object]]:
+    def list_addresses(self) -> list[IfAddress]:
         raise AssertionError("local network detection must not run with a local_network alias")
 
     def default_route_ifnames(self) -> list[str]:

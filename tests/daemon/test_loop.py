@@ -331,3 +331,45 @@ def test_a_crashing_step_is_retried_after_the_back_off_only(
         daemon.step()
     assert calls["n"] == 2
     assert client.take() == []
+
+
+def test_unreadable_guest_config_at_start_applies_the_rest_and_retries(tmp_path: Path) -> None:
+    vmlist = '{"ids": {"100": {"node": "pve1", "type": "qemu"}}}'
+    tree = write_tree(tmp_path / "pve", vmlist=vmlist)
+    (tree / "firewall" / "100.fw").write_text("[OPTIONS]\nenable: 1\n")
+    conf = tree / "nodes" / NODE / "qemu-server" / "100.conf"
+    conf.mkdir(parents=True)  # exists, cannot be read
+    age_tree(tree)
+    client, clock = FakeClient(), Clock()
+    opts = DaemonOptions(tree, NODE, interval=0.1, state_dir=tmp_path / "state",
+                         force_disable_flag=tmp_path / "flag", side_effects=False)
+    daemon = Daemon(opts, client, NO_GUEST_FEATURES, clock=clock)
+    assert daemon.step() is Outcome.APPLIED  # the host table: better than no firewall
+    assert list(client.tables) == ["inet proxmox-firewall"]
+    state = read_state(opts.state_dir)
+    assert state is not None and state.unreadable == ["nodes/pve1/qemu-server/100.conf"]
+    assert daemon.step() is Outcome.WAITING
+    conf.rmdir()
+    conf.write_text("net0: virtio=BC:24:11:00:00:01,bridge=vmbr0,firewall=1\n")
+    age_tree(tree)  # same stamps as before: only the retry notices
+    clock.now += 1.5
+    assert daemon.step() is Outcome.UNCHANGED  # the guest table cannot load here anyway
+    state = read_state(opts.state_dir)
+    assert state is not None and state.unreadable == [] and state.last_error is None
+
+
+def test_edits_still_apply_while_a_never_read_file_stays_unreadable(tmp_path: Path) -> None:
+    tree = write_tree(tmp_path / "pve", vmlist='{"ids": {"100": {"node": "pve1", '
+                                               '"type": "qemu"}}}')
+    (tree / "nodes" / NODE / "qemu-server" / "100.conf").mkdir(parents=True)
+    age_tree(tree)
+    client = FakeClient()
+    opts = DaemonOptions(tree, NODE, interval=0.1, state_dir=tmp_path / "state",
+                         force_disable_flag=tmp_path / "flag", side_effects=False)
+    daemon = Daemon(opts, client, NO_GUEST_FEATURES, clock=Clock())
+    assert daemon.step() is Outcome.APPLIED
+    client.take()
+    edit(tree / HOST_FW, (tree / HOST_FW).read_text() + "IN ACCEPT -p tcp -dport 9100\n")
+    assert daemon.step() is Outcome.APPLIED
+    (tx,) = client.take()
+    assert flushed_chains(tx) == ["host-in"]
