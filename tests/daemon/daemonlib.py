@@ -242,12 +242,6 @@ class DaemonProcess:
                 sys.stderr.write(self.log())
 
 
-# Kernel-filled skeleton sets: nft gives a dynamic set "size 65535" when the rule that
-# updates it arrives in the same transaction as the set, so their size depends on history
-# (the skeleton does not declare one), not on the ruleset.
-DYNAMIC_SETS = frozenset({"v4-synflood-limit", "v6-synflood-limit"})
-
-
 def normalized(items: list[dict[str, Any]]) -> dict[str, Any]:
     """A listing in a form where two tables with the same content compare equal:
     handles dropped, objects keyed by name (creation order differs after a diff), rules
@@ -256,8 +250,6 @@ def normalized(items: list[dict[str, Any]]) -> dict[str, Any]:
     for item in items:
         ((kind, body),) = item.items()
         body = {k: v for k, v in body.items() if k != "handle"}
-        if kind == "set" and body.get("name") in DYNAMIC_SETS:
-            body.pop("size", None)
         if kind == "rule":
             out.setdefault("rules", {}).setdefault(body["chain"], []).append(body)
             continue
