@@ -68,12 +68,14 @@ def report(diags: Diagnostics, pve_dir: Path) -> None:
 
 
 def _compile(g: Globals, *, honor_nftables_switch: bool = True) -> CompileResult:
+    from proxmox_fw.altnames import interface_altnames
     from proxmox_fw.localnet import detect_local_network
     from proxmox_fw.pipeline import compile_dir
 
     local = detect_local_network(g.nodename)
     result = compile_dir(g.pve_dir, g.nodename, local_net=local.detected,
-                         honor_nftables_switch=honor_nftables_switch)
+                         honor_nftables_switch=honor_nftables_switch,
+                         altnames=interface_altnames())
     uses_detection = result.config is None or "local_network" not in result.config.cluster.aliases
     if uses_detection:
         for w in local.warnings:

@@ -29,6 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from proxmox_fw.altnames import interface_altnames
 from proxmox_fw.compile import CompileOptions, CompileResult, compile_config
 from proxmox_fw.diagnostics import Diagnostics
 from proxmox_fw.loader import IPAM_FILES, SDN_RUNNING_CONFIG, VMLIST, load_config, watched_paths
@@ -56,7 +57,8 @@ def uses_detected_local_network(cfg: PveConfig) -> bool:
 def compile_node(cfg: PveConfig, local: LocalNet | None, diags: Diagnostics) -> CompileResult:
     """Compile as the daemon does (``nftables: 1`` honoured); ``status`` uses it too, so
     both arrive at the same ruleset and hash."""
-    opts = CompileOptions(local_network=local.detected if local is not None else None)
+    opts = CompileOptions(local_network=local.detected if local is not None else None,
+                          altnames=interface_altnames())
     return compile_config(cfg, opts, diags)
 
 
