@@ -101,3 +101,21 @@ def test_apply_with_guests_names_missing_kernel_features() -> None:
         assert res.returncode == 3, res.stderr
         assert "CONFIG_NF_CONNTRACK_BRIDGE" in res.stderr
         assert "host table applied" in res.stderr
+
+
+@pytest.mark.netns
+def test_documented_pipe_into_nft_loads(tmp_path: Path) -> None:
+    """Seed §13.13.3: `skeleton | nft -f -` then `compile | nft -j -f -`, here in a fresh
+    network namespace with the real nft binary (the product itself never runs it)."""
+    args = ("--pve-dir", str(UPSTREAM), "--nodename", "pve1")
+    skel = run("skeleton")
+    comp = run(*args, "compile")
+    assert skel.returncode == 0 and comp.returncode == 0, skel.stderr + comp.stderr
+    (tmp_path / "skel.nft").write_text(skel.stdout)
+    (tmp_path / "rules.json").write_text(comp.stdout)
+    script = (f"nft -f {tmp_path / 'skel.nft'} && nft -j -f {tmp_path / 'rules.json'} && "
+              "nft list chain inet proxmox-firewall cluster-in")
+    res = subprocess.run(["unshare", "--net", "sh", "-c", script], capture_output=True,
+                         text=True, check=False)
+    assert res.returncode == 0, res.stderr
+    assert 'comment "firewall/cluster.fw:24"' in res.stdout
