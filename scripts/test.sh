@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 bash scripts/setup-fullkernel.sh
 
-.venv/bin/ruff check proxmox_fw cli tests
+.venv/bin/ruff check proxmox_fw cli tests benchmarks examples
 .venv/bin/mypy
 
 # A private mount namespace with its own /run/netns: every `ip netns` name the tests
