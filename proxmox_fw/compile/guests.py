@@ -137,7 +137,11 @@ def _iface_key(direction: Direction) -> str:
 
 def _reject(direction: Direction) -> Callable[[], Json]:
     # The kernel allows a bridge reject only on the prerouting/input path; guest IN runs in
-    # postrouting, so REJECT there is a drop (seed §13.13, as upstream).
+    # postrouting, so REJECT there is a drop (seed §13.13, as upstream). Running the IN
+    # rules early, in prerouting by destination MAC, is no way out: the bridge has not
+    # chosen the egress port yet, so such a reject also answers for a guest the frame
+    # would never reach (a stopped VM, another VLAN), and host-originated or routed
+    # frames never pass a bridge prerouting hook at all.
     if direction is Direction.OUT:
         return lambda: x.jump("do-reject")
     return x.drop
