@@ -9,28 +9,18 @@ Unlike upstream, a numeric ``vmid`` counts: it plainly names the guest.
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
 from typing import Any
 
 from ..diagnostics import Diagnostics
 from ..model import Cidr, IpAddr, Ipam
-from .jsondoc import get_object, join, load_json_object, type_name
-
-
-@dataclass(slots=True)
-class _Where:
-    file: str
-    diags: Diagnostics
-
-    def error(self, path: str, message: str) -> None:
-        self.diags.error(self.file, None, f"{path}: {message}")
+from .jsondoc import JsonWhere, get_object, join, load_json_object, type_name
 
 
 def parse_ipam(text: str, file: str, diags: Diagnostics) -> Ipam:
     doc = load_json_object(text, file, diags)
     if doc is None:
         return Ipam()
-    where = _Where(file, diags)
+    where = JsonWhere(file, diags)
     guest_ips: dict[int, list[IpAddr]] = {}
     for zone, zone_raw in get_object(doc, "zones", "", file, diags).items():
         zone_path = join("zones", zone)
@@ -48,7 +38,7 @@ def parse_ipam(text: str, file: str, diags: Diagnostics) -> Ipam:
 
 
 def _subnet_guest_ips(
-    key: str, raw: Any, path: str, where: _Where
+    key: str, raw: Any, path: str, where: JsonWhere
 ) -> list[tuple[int, IpAddr]]:
     try:
         subnet: Cidr = ipaddress.ip_interface(key)
@@ -81,7 +71,7 @@ def _subnet_guest_ips(
     return found
 
 
-def _entry_vmid(entry: Any, path: str, where: _Where) -> int | None:
+def _entry_vmid(entry: Any, path: str, where: JsonWhere) -> int | None:
     """The guest owning an entry; None for gateway/custom entries and for bad ones."""
     if not isinstance(entry, dict):
         where.error(path, f"expected an object, got {type_name(entry)}; entry skipped")

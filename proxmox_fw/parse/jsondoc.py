@@ -7,9 +7,24 @@ path of the offending value (``ids."100".type``) instead; syntax errors keep the
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from ..diagnostics import Diagnostics
+
+
+@dataclass(slots=True)
+class JsonWhere:
+    """Reports problems of one JSON file by the JSON path of the offending value."""
+
+    file: str
+    diags: Diagnostics
+
+    def error(self, path: str, message: str) -> None:
+        self.diags.error(self.file, None, f"{path}: {message}")
+
+    def warning(self, path: str, message: str) -> None:
+        self.diags.warning(self.file, None, f"{path}: {message}")
 
 
 def load_json_object(text: str, file: str, diags: Diagnostics) -> dict[str, Any] | None:

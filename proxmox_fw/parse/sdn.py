@@ -10,34 +10,23 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from dataclasses import dataclass
 from typing import Any
 
 from ..diagnostics import Diagnostics
 from ..model import Cidr, IpAddr, IpRange, Sdn, Subnet, Vnet
-from .jsondoc import get_object, join, load_json_object, type_name
+from .jsondoc import JsonWhere, get_object, join, load_json_object, type_name
 
 ZONE_TYPES = frozenset({"simple", "vlan", "qinq", "vxlan", "evpn"})
 _NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9]{0,7}")  # zone and vnet ids: 1-8 chars
 
 
-@dataclass(slots=True)
-class _Where:
-    file: str
-    diags: Diagnostics
-
-    def error(self, path: str, message: str) -> None:
-        self.diags.error(self.file, None, f"{path}: {message}")
-
-    def warning(self, path: str, message: str) -> None:
-        self.diags.warning(self.file, None, f"{path}: {message}")
 
 
 def parse_sdn(text: str, file: str, diags: Diagnostics) -> Sdn:
     doc = load_json_object(text, file, diags)
     if doc is None:
         return Sdn()
-    where = _Where(file, diags)
+    where = JsonWhere(file, diags)
     zones = _zones(get_object(get_object(doc, "zones", "", file, diags), "ids", "zones",
                               file, diags), where)
     vnets = _vnets(get_object(get_object(doc, "vnets", "", file, diags), "ids", "vnets",
@@ -49,7 +38,7 @@ def parse_sdn(text: str, file: str, diags: Diagnostics) -> Sdn:
     return Sdn(present=True, vnets=vnets)
 
 
-def _zones(ids: dict[str, Any], where: _Where) -> set[str]:
+def _zones(ids: dict[str, Any], where: JsonWhere) -> set[str]:
     zones: set[str] = set()
     for name, raw in ids.items():
         path = join("zones.ids", name)
@@ -66,7 +55,7 @@ def _zones(ids: dict[str, Any], where: _Where) -> set[str]:
     return zones
 
 
-def _vnets(ids: dict[str, Any], zones: set[str], where: _Where) -> dict[str, Vnet]:
+def _vnets(ids: dict[str, Any], zones: set[str], where: JsonWhere) -> dict[str, Vnet]:
     vnets: dict[str, Vnet] = {}
     for name, raw in ids.items():
         path = join("vnets.ids", name)
@@ -84,7 +73,7 @@ def _vnets(ids: dict[str, Any], zones: set[str], where: _Where) -> dict[str, Vne
     return vnets
 
 
-def _tag(value: Any, path: str, where: _Where) -> int | None:
+def _tag(value: Any, path: str, where: JsonWhere) -> int | None:
     if value is None:
         return None
     if isinstance(value, str) and value.isdigit():
@@ -95,7 +84,7 @@ def _tag(value: Any, path: str, where: _Where) -> int | None:
     return None
 
 
-def _add_subnet(key: str, raw: Any, vnets: dict[str, Vnet], where: _Where) -> None:
+def _add_subnet(key: str, raw: Any, vnets: dict[str, Vnet], where: JsonWhere) -> None:
     """Attach subnet ``<zone>-<ip>-<mask>`` to its vnet, or report why it cannot be."""
     path = join("subnets.ids", key)
     parts = key.split("-", 2)
@@ -128,7 +117,7 @@ def _add_subnet(key: str, raw: Any, vnets: dict[str, Vnet], where: _Where) -> No
     )
 
 
-def _gateway(value: Any, cidr: Cidr, path: str, where: _Where) -> IpAddr | None:
+def _gateway(value: Any, cidr: Cidr, path: str, where: JsonWhere) -> IpAddr | None:
     if value is None:
         return None
     gw_path = join(path, "gateway")
@@ -145,7 +134,7 @@ def _gateway(value: Any, cidr: Cidr, path: str, where: _Where) -> IpAddr | None:
     return gateway
 
 
-def _ranges(value: Any, cidr: Cidr, path: str, where: _Where) -> list[IpRange]:
+def _ranges(value: Any, cidr: Cidr, path: str, where: JsonWhere) -> list[IpRange]:
     if value is None:
         return []
     range_path = join(path, "dhcp-range")
