@@ -103,10 +103,11 @@ def bench(root: Path, guests: int) -> dict[str, float]:
         (root / "firewall/1000.fw").write_text(
             "[OPTIONS]\nenable: 1\n[RULES]\nIN SSH(ACCEPT) -source 10.1.0.0/16\n")
 
-    def update() -> None:
+    def update() -> None:  # as the daemon's step does it
         _, new = compile_tree(root)
         new_rs, _ = loadable_ruleset(new.ruleset, features)
-        plan = plan_update(applied, RenderedRuleset(new_rs))
+        with paused_gc():
+            plan = plan_update(applied, RenderedRuleset(new_rs))
         if not plan.empty:
             r = client.run_json(plan.document())
             assert r.ok, r.error

@@ -42,6 +42,7 @@ from proxmox_fw import log
 from proxmox_fw.apply_cmd import write_side_effects
 from proxmox_fw.compile import CompileOptions, CompileResult, firewall_active
 from proxmox_fw.diagnostics import Severity
+from proxmox_fw.gcpause import paused_gc
 from proxmox_fw.loader import CLUSTER_FW, host_fw_paths
 from proxmox_fw.nft.apply import loadable_ruleset, remove_tables, table_handles
 from proxmox_fw.nft.client import JsonRunner
@@ -136,6 +137,12 @@ class Daemon:
 
     # -- one poll ------------------------------------------------------------------------
     def step(self, full: bool = False) -> Outcome:
+        # Reading, compiling and diffing a large configuration allocates millions of
+        # acyclic objects; see proxmox_fw.gcpause.
+        with paused_gc():
+            return self._step(full)
+
+    def _step(self, full: bool) -> Outcome:
         if self.opts.force_disable_flag.exists():
             return self._force_disable()
         if self._force_disabled:
