@@ -237,12 +237,7 @@ def _set_update(
     ref = _ref(cmds)
     removed = [e for k, e in old_elems.items() if k not in new_elems]
     added = [e for k, e in new_elems.items() if k not in old_elems]
-    if removed:
-        stages[_ELEM_DEL].append({"delete": {"element": {**ref, "elem": removed}}})
-    if added:
-        stages[_ELEM_ADD].append({"add": {"element": {**ref, "elem": added}}})
-    stats.elements_removed += len(removed)
-    stats.elements_added += len(added)
+    _stage_elements(ref, removed, added, stages, stats)
 
 
 def _map_update(
@@ -256,6 +251,14 @@ def _map_update(
     ref = _ref(cmds)
     removed = [pair[0] for k, pair in old_elems.items() if new_elems.get(k) != pair]
     added = [list(pair) for k, pair in new_elems.items() if old_elems.get(k) != pair]
+    _stage_elements(ref, removed, added, stages, stats)
+
+
+def _stage_elements(
+    ref: dict[str, Any], removed: list[Json], added: list[Json],
+    stages: list[list[Command]], stats: DiffStats,
+) -> None:
+    """Element deletions go before additions, so a changed element is replaced."""
     if removed:
         stages[_ELEM_DEL].append({"delete": {"element": {**ref, "elem": removed}}})
     if added:
