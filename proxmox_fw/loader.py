@@ -8,9 +8,12 @@ file counts as missing, and everything else still loads. Nothing here raises.
 
 from __future__ import annotations
 
-from typing import TypeVar
+import functools
+import hashlib
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
 
-from .diagnostics import Diagnostics
+from .diagnostics import Diagnostic, Diagnostics
 from .model import (
     ClusterFw,
     Corosync,
@@ -45,6 +48,9 @@ _FwT = TypeVar("_FwT", ClusterFw, HostFw, GuestFw)
 _CONF_DIRS: dict[GuestKind, str] = {"qemu": "qemu-server", "lxc": "lxc"}
 
 
+_T = TypeVar("_T")
+
+
 def host_fw_paths(nodename: str) -> tuple[str, str]:
     """Where host.fw is looked for: the node's own directory, then the ``local`` link."""
     return (f"nodes/{nodename}/host.fw", "local/host.fw")
@@ -58,7 +64,9 @@ def guest_conf_path(nodename: str, kind: GuestKind, vmid: int) -> str:
     return f"nodes/{nodename}/{_CONF_DIRS[kind]}/{vmid}.conf"
 
 
-def load_config(source: ConfigSource, nodename: str, diags: Diagnostics) -> PveConfig:
+def load_config(
+    source: ConfigSource, nodename: str, diags: Diagnostics, cache: ParseCache | None = None
+) -> PveConfig:
     """The configuration as node ``nodename`` sees it; problems go to ``diags``.
 
     Files that exist but cannot be read are listed in ``PveConfig.unreadable``: treating
@@ -66,18 +74,51 @@ def load_config(source: ConfigSource, nodename: str, diags: Diagnostics) -> PveC
     the kernel keep the previous ruleset instead.
     """
     rec = _RecordingSource(source)
+    pc = cache if cache is not None else ParseCache(enabled=False)
     cfg = PveConfig(
         nodename=nodename,
-        cluster=_load_cluster(rec, diags),
-        host=_load_host(rec, nodename, diags),
+        cluster=_load_cluster(rec, diags, pc),
+        host=_load_host(rec, nodename, diags, pc),
         corosync=_load_corosync(rec, diags),
-        guests=_load_guests(rec, nodename, diags),
+        guests=_load_guests(rec, nodename, diags, pc),
         sdn=_load_sdn(rec, diags),
         ipam=_load_ipam(rec, diags),
-        vnets=_load_vnets(rec, diags),
+        vnets=_load_vnets(rec, diags, pc),
     )
     cfg.unreadable = rec.unreadable
     return cfg
+
+
+class ParseCache:
+    """Parsed files by path and content, for the daemon.
+
+    The daemon reads every input again when any of them changed, but re-parses only the
+    files whose text changed: a cluster.fw with a 100k-entry blacklist costs half a second
+    to parse. Parsers are pure, so a result (and its diagnostics, replayed on every hit)
+    depends only on the text. The models are shared between loads and must not be
+    mutated by their users.
+    """
+
+    def __init__(self, enabled: bool = True) -> None:
+        self.enabled = enabled
+        self._items: dict[str, tuple[bytes, Any, list[Diagnostic]]] = {}
+
+    def parse(self, path: str, text: str, diags: Diagnostics,
+              fn: Callable[[Diagnostics], _T]) -> _T:
+        if not self.enabled:
+            return fn(diags)
+        digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()
+        hit = self._items.get(path)
+        if hit is not None and hit[0] == digest:
+            value, found = hit[1], hit[2]
+        else:
+            local = Diagnostics()
+            value = fn(local)
+            found = list(local)
+            self._items[path] = (digest, value, found)
+        for d in found:
+            diags.add(d.file, d.line, d.message, d.severity)
+        return cast(_T, value)
 
 
 class _RecordingSource:
@@ -118,19 +159,25 @@ def watched_paths(config: PveConfig) -> list[str]:
     return paths
 
 
-def _load_cluster(source: ConfigSource, diags: Diagnostics) -> ClusterFw:
+def _load_cluster(source: ConfigSource, diags: Diagnostics, pc: ParseCache) -> ClusterFw:
     text = source.read(CLUSTER_FW, diags)
     if text is None:
         return ClusterFw()
-    return _present(parse_cluster_fw(text, CLUSTER_FW, diags))
+    return pc.parse(CLUSTER_FW, text, diags,
+                    lambda d: _present(parse_cluster_fw(text, CLUSTER_FW, d)))
 
 
-def _load_host(source: ConfigSource, nodename: str, diags: Diagnostics) -> HostFw:
+def _load_host(source: ConfigSource, nodename: str, diags: Diagnostics, pc: ParseCache) -> HostFw:
     for path in host_fw_paths(nodename):
         text = source.read(path, diags)
         if text is not None:
-            return _present(parse_host_fw(text, path, diags))
+            return pc.parse(path, text, diags,
+                            functools.partial(_parse_host, text, path))
     return HostFw()
+
+
+def _parse_host(text: str, path: str, diags: Diagnostics) -> HostFw:
+    return _present(parse_host_fw(text, path, diags))
 
 
 def _load_corosync(source: ConfigSource, diags: Diagnostics) -> Corosync:
@@ -140,28 +187,36 @@ def _load_corosync(source: ConfigSource, diags: Diagnostics) -> Corosync:
     return parse_corosync(text, COROSYNC_CONF, diags)
 
 
-def _load_guests(source: ConfigSource, nodename: str, diags: Diagnostics) -> dict[int, Guest]:
+def _load_guests(
+    source: ConfigSource, nodename: str, diags: Diagnostics, pc: ParseCache
+) -> dict[int, Guest]:
     text = source.read(VMLIST, diags)
     if text is None:
         diags.warning(VMLIST, None, "guest list missing: no guest firewalls")
         return {}
     entries = parse_vmlist(text, VMLIST, diags)
     return {
-        entry.vmid: _load_guest(source, entry, diags)
+        entry.vmid: _load_guest(source, entry, diags, pc)
         for entry in entries
         if entry.node == nodename
     }
 
 
-def _load_guest(source: ConfigSource, entry: VmListEntry, diags: Diagnostics) -> Guest:
+def _load_guest(
+    source: ConfigSource, entry: VmListEntry, diags: Diagnostics, pc: ParseCache
+) -> Guest:
     fw_path = guest_fw_path(entry.vmid)
     fw_text = source.read(fw_path, diags)
-    fw = GuestFw() if fw_text is None else _present(parse_guest_fw(fw_text, fw_path, diags))
+    fw = GuestFw()
+    if fw_text is not None:
+        fw = pc.parse(fw_path, fw_text, diags,
+                      lambda d: _present(parse_guest_fw(fw_text, fw_path, d)))
     conf_path = guest_conf_path(entry.node, entry.kind, entry.vmid)
     conf_text = source.read(conf_path, diags)
     nics: dict[int, Nic] = {}
     if conf_text is not None:
-        nics = parse_guest_conf(conf_text, conf_path, entry.kind, diags)
+        nics = pc.parse(conf_path, conf_text, diags,
+                        lambda d: parse_guest_conf(conf_text, conf_path, entry.kind, d))
     elif fw.present:
         diags.warning(fw_path, None, f"guest config {conf_path} missing: guest has no NICs")
     return Guest(vmid=entry.vmid, kind=entry.kind, node=entry.node, nics=nics, fw=fw)
@@ -180,7 +235,7 @@ def _load_ipam(source: ConfigSource, diags: Diagnostics) -> Ipam:
     return Ipam()
 
 
-def _load_vnets(source: ConfigSource, diags: Diagnostics) -> dict[str, VnetFw]:
+def _load_vnets(source: ConfigSource, diags: Diagnostics, pc: ParseCache) -> dict[str, VnetFw]:
     vnets: dict[str, VnetFw] = {}
     for entry in source.list_dir(VNET_FW_DIR, diags):
         name, dot, ext = entry.rpartition(".")
@@ -192,7 +247,8 @@ def _load_vnets(source: ConfigSource, diags: Diagnostics) -> dict[str, VnetFw]:
             continue
         text = source.read(path, diags)
         if text is not None:
-            vnets[name] = parse_vnet_fw(text, path, name, diags)
+            vnets[name] = pc.parse(path, text, diags,
+                                   functools.partial(parse_vnet_fw, text, path, name))
     return vnets
 
 

@@ -32,7 +32,14 @@ from typing import Any
 from proxmox_fw.altnames import interface_altnames
 from proxmox_fw.compile import CompileOptions, CompileResult, compile_config
 from proxmox_fw.diagnostics import Diagnostics
-from proxmox_fw.loader import IPAM_FILES, SDN_RUNNING_CONFIG, VMLIST, load_config, watched_paths
+from proxmox_fw.loader import (
+    IPAM_FILES,
+    SDN_RUNNING_CONFIG,
+    VMLIST,
+    ParseCache,
+    load_config,
+    watched_paths,
+)
 from proxmox_fw.localnet import (
     IPRouteNetlink,
     LocalNet,
@@ -177,6 +184,7 @@ class InputWatcher:
         clock_ns: Callable[[], int] = time.time_ns,
     ) -> None:
         self.source = LastGoodSource(source)
+        self.parse_cache = ParseCache()  # re-parse only the files whose text changed
         self.nodename = nodename
         self.localnet = localnet
         self._clock_ns = clock_ns
@@ -207,7 +215,7 @@ class InputWatcher:
         """Load the configuration and remember the stamps it was read at."""
         started = self._clock_ns()
         diags = Diagnostics()
-        cfg = load_config(self.source, self.nodename, diags)
+        cfg = load_config(self.source, self.nodename, diags, self.parse_cache)
         paths = watched_paths(cfg)
         fingerprint = self.source.fingerprint(paths)
         self._paths, self._fingerprint = paths, fingerprint
@@ -219,5 +227,6 @@ class InputWatcher:
         return Snapshot(cfg, local, diags)
 
     def forget(self) -> None:
-        """Make the next :meth:`changed` true (SIGHUP: re-read everything)."""
+        """Make the next :meth:`changed` true (SIGHUP: re-read and re-parse everything)."""
         self._paths = None
+        self.parse_cache = ParseCache()
