@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from tests.harness.netns import NetNs
-from tests.harness.trace import Packet, parse_packet
+from tests.harness.trace import Packet, be32, nl_attrs, parse_packet
 
 NETLINK_NETFILTER = 12
 NFNL_SUBSYS_ULOG = 4
@@ -47,18 +47,6 @@ class LogMessage:
 def _attr(kind: int, payload: bytes) -> bytes:
     data = struct.pack("=HH", 4 + len(payload), kind) + payload
     return data + b"\0" * (-len(data) % 4)
-
-
-def _attrs(data: bytes, start: int, end: int) -> dict[int, bytes]:
-    out: dict[int, bytes] = {}
-    pos = start
-    while pos + 4 <= end:
-        length, kind = struct.unpack_from("=HH", data, pos)
-        if length < 4:
-            break
-        out[kind & 0x3FFF] = data[pos + 4 : pos + length]
-        pos += (length + 3) & ~3
-    return out
 
 
 class NflogReader:
@@ -124,13 +112,13 @@ class NflogReader:
                 return
             end = pos + length
             if mtype == (NFNL_SUBSYS_ULOG << 8) | NFULNL_MSG_PACKET and length >= 20:
-                attrs = _attrs(data, pos + 20, end)
+                attrs = nl_attrs(data, pos + 20, end)
                 hdr = attrs.get(NFULA_PACKET_HDR)
                 out.append(LogMessage(
                     prefix=attrs.get(NFULA_PREFIX, b"").rstrip(b"\0").decode(errors="replace"),
                     hook=hdr[2] if hdr and len(hdr) >= 3 else None,
-                    indev=_be32(attrs.get(NFULA_IFINDEX_INDEV)),
-                    outdev=_be32(attrs.get(NFULA_IFINDEX_OUTDEV)),
+                    indev=be32(attrs.get(NFULA_IFINDEX_INDEV)),
+                    outdev=be32(attrs.get(NFULA_IFINDEX_OUTDEV)),
                     packet=parse_packet(attrs.get(NFULA_PAYLOAD), None),
                 ))  # fmt: skip
             pos += (length + 3) & ~3
@@ -159,5 +147,3 @@ class NflogReader:
             self.sock.close()
 
 
-def _be32(raw: bytes | None) -> int | None:
-    return None if raw is None or len(raw) < 4 else int.from_bytes(raw[:4], "big")

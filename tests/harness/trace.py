@@ -129,7 +129,7 @@ _VERDICTS = {0: "drop", 1: "accept", -1: "continue", -2: "break", -3: "jump", -4
              -5: "return"}  # fmt: skip
 
 
-def _attrs(data: bytes, start: int, end: int) -> dict[int, bytes]:
+def nl_attrs(data: bytes, start: int, end: int) -> dict[int, bytes]:
     out: dict[int, bytes] = {}
     pos = start
     while pos + 4 <= end:
@@ -141,18 +141,18 @@ def _attrs(data: bytes, start: int, end: int) -> dict[int, bytes]:
     return out
 
 
-def _be32(raw: bytes | None) -> int | None:
+def be32(raw: bytes | None) -> int | None:
     return None if raw is None or len(raw) < 4 else int.from_bytes(raw[:4], "big")
 
 
-def _be64(raw: bytes | None) -> int | None:
+def be64(raw: bytes | None) -> int | None:
     return None if raw is None or len(raw) < 8 else int.from_bytes(raw[:8], "big")
 
 
 def _signed_verdict(raw: bytes | None) -> int | None:
     if raw is None:
         return None
-    code = _be32(_attrs(raw, 0, len(raw)).get(_VERDICT_CODE))
+    code = be32(nl_attrs(raw, 0, len(raw)).get(_VERDICT_CODE))
     if code is None:
         return None
     if code >= 1 << 31:  # NFT_CONTINUE, NFT_JUMP, ... are negative
@@ -265,7 +265,7 @@ class Tracer:
             subsys, msg = mtype >> 8, mtype & 0xFF
             if subsys == NFNL_SUBSYS_NFTABLES and length >= 20:
                 family = data[pos + 16]
-                attrs = _attrs(data, pos + 20, end)
+                attrs = nl_attrs(data, pos + 20, end)
                 if msg == NFT_MSG_TRACE:
                     events.append(self._event(family, attrs))
                 elif msg in (NFT_MSG_DELTABLE, NFT_MSG_DELCHAIN, NFT_MSG_DELRULE) and (
@@ -278,17 +278,17 @@ class Tracer:
     @staticmethod
     def _event(family: int, attrs: dict[int, bytes]) -> TraceEvent:
         return TraceEvent(
-            trace_id=_be32(attrs.get(_A_ID)) or 0,
+            trace_id=be32(attrs.get(_A_ID)) or 0,
             family=family,
             table=attrs.get(_A_TABLE, b"").rstrip(b"\0").decode(errors="replace"),
             chain=attrs.get(_A_CHAIN, b"").rstrip(b"\0").decode(errors="replace"),
-            type=_be32(attrs.get(_A_TYPE)) or 0,
+            type=be32(attrs.get(_A_TYPE)) or 0,
             verdict=_signed_verdict(attrs.get(_A_VERDICT)),
-            policy=_be32(attrs.get(_A_POLICY)),
+            policy=be32(attrs.get(_A_POLICY)),
             packet=parse_packet(attrs.get(_A_NETWORK), attrs.get(_A_TRANSPORT)),
-            iif=_be32(attrs.get(_A_IIF)),
-            oif=_be32(attrs.get(_A_OIF)),
-            rule_handle=_be64(attrs.get(_A_HANDLE)),
+            iif=be32(attrs.get(_A_IIF)),
+            oif=be32(attrs.get(_A_OIF)),
+            rule_handle=be64(attrs.get(_A_HANDLE)),
         )
 
     def close(self) -> None:
