@@ -173,7 +173,6 @@ def _guest(
 
     out = table.chain(f"guest-{vmid}-out")
     inn = table.chain(f"guest-{vmid}-in")
-    out.add([x.jump("pre-vm-out")], fwfile)
     inn.add([x.jump("pre-vm-in")], fwfile)
 
     if opts.macfilter:
@@ -191,8 +190,18 @@ def _guest(
     # DHCP (from 0.0.0.0) passes before the ipfilter, as in pve-firewall; NDP and RA only
     # after it: the set holds the link-local address so that NDP passes it (seed §13.6.3),
     # so NDP cannot bypass the anti-spoofing filter.
+    # The MAC filter above holds for every frame, and vital ICMP is accepted only after the
+    # MAC and IP filters: accepting an ICMP error or a packet of a known connection first
+    # let a guest send frames with a foreign source MAC, which the bridge then learnt on
+    # the guest's port. Packets of accepted connections still skip the IP filter, as in
+    # pve-firewall (its conntrack rule precedes the tap chains).
+    out.add([x.jump("pre-vm-out")], fwfile)
     for nic in nics:
         _ipfilter(table, out, guest, nic, ports[nic.key], scope, diags)
+    out.add([x.jump("allow-icmp")], fwfile)
+    out.add([x.match(x.meta("protocol"), "arp", "!="),
+             x.match(x.ct("state"), x.set_literal(["invalid"]), "in"),
+             x.jump("invalid-conntrack")], fwfile)
     out.add([x.jump("allow-ndp-out" if opts.ndp else "block-ndp-out")], fwfile)
     inn.add([x.jump("allow-ndp-in" if opts.ndp else "block-ndp-in")], fwfile)
     out.add([x.jump("allow-ra-out" if opts.radv else "block-ra-out")], fwfile)

@@ -37,6 +37,10 @@ from .options import FileKind, OptionCollector, OptionContext
 from .rule import RuleScope, parse_rule
 from .values import ValueParseError, is_name, parse_alias_ref, parse_cidr, parse_ip_range
 
+# nft names are at most 255 bytes: the longest set an ipset makes is
+# "v6-guest-<vmid, 9 digits>/<name>-nomatch", the longest group chain
+# "group-<name>-forward". A longer name would make nft refuse the whole ruleset.
+MAX_OBJECT_NAME: Final = 255 - len("v6-guest-123456789/-nomatch")
 _HEADER_RE: Final = re.compile(r"\[\s*([A-Za-z]+)(?:\s+([^\]\s]*))?\s*\]\s*(?:#(.*))?")
 _ALIAS_REF_TEXT_RE: Final = re.compile(r"(?:(?:dc|guest)/)?[A-Za-z][A-Za-z0-9_-]*")
 
@@ -142,6 +146,10 @@ class _FwParser:
             self.diags.error(self.file, number, f"invalid {what} name '{name}' (must start "
                              "with a letter, then letters, digits, '-' or '_'); its lines "
                              "are ignored")
+            return
+        if len(name) > MAX_OBJECT_NAME:
+            self.diags.error(self.file, number, f"{what} name '{name[:20]}...' is longer than "
+                             f"{MAX_OBJECT_NAME} characters; its lines are ignored")
             return
         origin = Origin(file=self.file, line=number)
         key = name.lower()

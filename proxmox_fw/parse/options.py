@@ -118,6 +118,35 @@ def _ips_queues(value: str, _ctx: OptionContext) -> tuple[int, int]:
 
 
 _RATE_RE: Final = re.compile(r"([0-9]+)(?:/(second|minute|hour|day))?")
+# The kernel's limit statement (nft_limit_init) refuses a rate of 0 and a rate/burst whose
+# token count (nanoseconds per unit / rate * burst, burst 0 meaning 5) overflows 64 bits;
+# burst is 32 bits. One such rule makes nft refuse the whole ruleset, so these are option
+# errors instead.
+MAX_LIMIT_VALUE: Final = 2**32 - 1
+_UNIT_NS: Final = {"second": 10**9, "minute": 60 * 10**9, "hour": 3600 * 10**9,
+                   "day": 86400 * 10**9}
+
+
+def check_limit(rate: int, per: str, burst: int, what: str) -> None:
+    """Raise ValueParseError unless the kernel accepts ``limit rate rate/per burst burst``."""
+    if rate < 1:
+        raise ValueParseError(f"{what} rate must be at least 1")
+    if rate > MAX_LIMIT_VALUE or burst > MAX_LIMIT_VALUE:
+        raise ValueParseError(f"{what} rate and burst must be at most {MAX_LIMIT_VALUE}")
+    if _UNIT_NS[per] // rate * (burst or 5) >= 2**64:
+        raise ValueParseError(f"{what} burst {burst} is too large for rate {rate}/{per}")
+
+
+def _limit_rate(value: str, _ctx: OptionContext) -> int:
+    rate = parse_uint(value)
+    check_limit(rate, "second", 0, "synflood")
+    return rate
+
+
+def _limit_burst(value: str, _ctx: OptionContext) -> int:
+    burst = parse_uint(value)
+    check_limit(1, "second", burst, "synflood")
+    return burst
 
 
 def parse_log_ratelimit(value: str) -> LogRateLimit:
@@ -146,15 +175,15 @@ def parse_log_ratelimit(value: str) -> LogRateLimit:
                 raise ValueParseError(
                     f"log_ratelimit rate '{text}' is not N or N/second|minute|hour|day"
                 )
-            if int(m.group(1)) < 1:
-                raise ValueParseError("log_ratelimit rate must be at least 1")
             fields["rate"] = int(m.group(1))
             fields["per"] = m.group(2) or "second"
         elif key == "burst":
             fields["burst"] = parse_uint(text, "log_ratelimit burst")
         else:
             raise ValueParseError(f"unknown key '{key}' in log_ratelimit")
-    return LogRateLimit.model_validate(fields)
+    limit = LogRateLimit.model_validate(fields)
+    check_limit(limit.rate, limit.per, limit.burst, "log_ratelimit")
+    return limit
 
 
 def _log_ratelimit(value: str, _ctx: OptionContext) -> LogRateLimit:
@@ -200,9 +229,9 @@ HOST_OPTIONS: Final[Mapping[str, OptionSpec]] = {
         "nf_conntrack_max",
         "nf_conntrack_tcp_timeout_established",
         "nf_conntrack_tcp_timeout_syn_recv",
-        "protection_synflood_rate",
-        "protection_synflood_burst",
     ),
+    "protection_synflood_rate": OptionSpec("protection_synflood_rate", _limit_rate),
+    "protection_synflood_burst": OptionSpec("protection_synflood_burst", _limit_burst),
     "protection_limit": OptionSpec(None, _ignored),
 }
 

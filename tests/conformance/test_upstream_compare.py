@@ -93,6 +93,16 @@ IPFILTER_IMPLICIT = (
     "link-local address and, for containers, their configured ip/ip6; upstream uses an "
     "explicit set as written, so this empty v6 set drops all IPv6 from the NIC, NDP included"
 )
+GUEST_OUT_FILTERS_FIRST = (
+    "seed §13.6.3: the MAC filter holds for every frame the guest sends and the IP filter "
+    "for every packet that is not part of an accepted connection (as in pve-firewall), so "
+    "vital ICMP is accepted in guest-<vmid>-out after both filters (upstream: `jump "
+    "allow-icmp` in vm-out, ahead of the guest chain), and pre-vm-out accepts "
+    "established/related after the MAC filter (upstream: first) while invalid packets are "
+    "dropped after the vital ICMP. Upstream's order accepts an ICMP error or a packet of a "
+    "known connection with a foreign source MAC, and the bridge learns that MAC on the "
+    "guest's port (tests/fullkernel/test_audit_guest_spoofing.py)"
+)
 GROUP_FORWARD_IFACE = (
     "upstream silently ignores a GROUP with -i in the forward direction (rule.rs:223-225), "
     "dropping the group's FORWARD rules for all traffic; in the inet forward hook "
@@ -165,6 +175,13 @@ DELIBERATE: list[Deliberate] = [
     Deliberate(Difference("bridge", "order", "guest-100-out",
                           "moved: jump allow-dhcp-out"),
                IPFILTER_ORDER),
+    Deliberate(Difference("bridge", "order", "guest-101-out", "moved: jump pre-vm-out"),
+               GUEST_OUT_FILTERS_FIRST),
+    *[Deliberate(Difference("bridge", "extra-rule", f"guest-{vmid}-out", text),
+                 GUEST_OUT_FILTERS_FIRST)
+      for vmid in (100, 101)
+      for text in ("jump allow-icmp",
+                   "ct state == invalid meta protocol != arp jump invalid-conntrack")],
     Deliberate(Difference("bridge", "set-elements", "v6-guest-100/ipfilter-net1",
                           "only upstream []; only ours ['fd80::1234', "
                           "'fe80::be24:11ff:fe4d:b0ff']"), IPFILTER_IMPLICIT),
