@@ -175,6 +175,9 @@ def _guest(
     inn = table.chain(f"guest-{vmid}-in")
     inn.add([x.jump("pre-vm-in")], fwfile)
 
+    for nic in nics:
+        if nic.unparsed:  # fail closed (see Nic.unparsed)
+            out.add([x.match(x.meta("iifname"), ports[nic.key]), x.drop()], str(nic.origin))
     if opts.macfilter:
         for nic in nics:
             if nic.mac:

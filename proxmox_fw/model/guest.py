@@ -24,6 +24,9 @@ class Nic(Model):
     # container addresses: a literal CIDR, or None for dhcp/manual/auto/absent
     ip: Cidr | None = None
     ip6: Cidr | None = None
+    # The netN line could not be understood. Its port is still firewalled (fail closed):
+    # everything the guest sends through it is dropped until the line is fixed.
+    unparsed: bool = False
 
     @property
     def key(self) -> str:

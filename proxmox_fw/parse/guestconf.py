@@ -92,8 +92,7 @@ def _parse_nic(value: str, index: int, kind: GuestKind | None, ctx: _Ctx) -> Nic
     try:
         props = split_property_string(value)
     except NicError as exc:
-        ctx.diags.error(ctx.file, ctx.line, f"{ctx.key}: {exc}; NIC skipped")
-        return None
+        return _unparsed(index, ctx, str(exc))
     if kind is None:
         kind = "lxc" if "hwaddr" in props or "type" in props else "qemu"
     first = _attempt(kind, props, index, ctx)
@@ -106,8 +105,16 @@ def _parse_nic(value: str, index: int, kind: GuestKind | None, ctx: _Ctx) -> Nic
         ctx.warn(f"not a {kind} NIC but a valid {other} one ({first}); used as {other}")
         ctx.diags.extend(scratch)
         return second
-    ctx.diags.error(ctx.file, ctx.line, f"{ctx.key}: {first}; NIC skipped")
-    return None
+    return _unparsed(index, ctx, str(first))
+
+
+def _unparsed(index: int, ctx: _Ctx, why: str) -> Nic:
+    """A NIC whose line cannot be understood, firewalled as closed as possible: its
+    ``firewall`` flag may be what is broken, and skipping it would leave the port open."""
+    ctx.diags.error(ctx.file, ctx.line,
+                    f"{ctx.key}: {why}; everything the guest sends on this NIC is dropped")
+    return Nic(origin=Origin(file=ctx.file, line=ctx.line), index=index, firewall=True,
+               unparsed=True)
 
 
 def _attempt(kind: GuestKind, props: dict[str, str], index: int, ctx: _Ctx) -> Nic | NicError:

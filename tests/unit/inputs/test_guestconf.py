@@ -79,12 +79,13 @@ def test_unknown_model_key_form_warns_but_keeps_nic() -> None:
         ("", "empty"),
     ],
 )
-def test_bad_qemu_nic_is_skipped_with_error(value: str, words: str) -> None:
+def test_bad_qemu_nic_fails_closed_with_error(value: str, words: str) -> None:
     nics, diags = parse(f"net0: virtio=0E:0B:38:B8:B3:20\nnet1: {value}\n")
     d = only(diags, Severity.ERROR)
     assert (d.file, d.line) == (F, 2)
     assert words in d.message and "net1" in d.message
-    assert list(nics) == [0]  # the good NIC survives
+    assert not nics[0].unparsed  # the good NIC survives as it is
+    assert nics[1].unparsed and nics[1].firewall  # the bad one stays firewalled
 
 
 @pytest.mark.parametrize(
@@ -185,11 +186,11 @@ def test_lxc_address_without_prefix_is_a_host() -> None:
         ("name=eth0,hwaddr=0E:18:24:41:2C:43,firewall=2", "invalid boolean"),
     ],
 )
-def test_bad_lxc_nic_is_skipped_with_error(value: str, words: str) -> None:
+def test_bad_lxc_nic_fails_closed_with_error(value: str, words: str) -> None:
     nics, diags = parse(f"arch: amd64\nnet4: {value}\n", "lxc")
     d = only(diags, Severity.ERROR)
     assert (d.line, "net4" in d.message, words in d.message) == (2, True, True), d.message
-    assert nics == {}
+    assert list(nics) == [4] and nics[4].unparsed and nics[4].firewall
 
 
 def test_unknown_kind_decides_per_line() -> None:
@@ -237,4 +238,4 @@ def test_line_valid_in_neither_format_reports_the_guest_kind_error() -> None:
     d = only(diags)
     assert (d.severity, d.line) == (Severity.ERROR, 1)
     assert "invalid address" in d.message  # the lxc reason, not qemu's "no MAC"
-    assert nics == {}
+    assert list(nics) == [0] and nics[0].unparsed and nics[0].firewall

@@ -160,7 +160,7 @@ def test_bad_nic_line_names_file_and_line(tmp_path: Path) -> None:
     cfg, diags = load(tmp_path, files)
     d = only(diags)
     assert (d.file, d.line, d.severity) == ("nodes/pve1/qemu-server/100.conf", 2, Severity.ERROR)
-    assert list(cfg.guests[100].nics) == [0]
+    assert [n.unparsed for n in cfg.guests[100].nics.values()] == [False, True]
 
 
 def test_unreadable_cluster_fw(tmp_path: Path) -> None:
