@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from .model import Cidr, IpAddr
+from .model import Cidr, IpAddr, PveConfig
 
 IfAddress = tuple[str, Cidr]  # (interface name, address with its prefix)
 Resolver = Callable[[str], list[IpAddr]]
@@ -233,3 +233,23 @@ def describe(info: LocalNet, configured: Cidr | None = None) -> list[str]:
     else:
         lines.append("no local_network detected")
     return lines
+
+
+def corosync_hostnames(
+    config: PveConfig, resolver: Resolver = resolve_hostname
+) -> dict[str, tuple[IpAddr, ...]]:
+    """Addresses of the corosync link addresses written as host names (older clusters
+    use ``ring0_addr: <nodename>``), from /etc/hosts like the node name itself."""
+    out: dict[str, tuple[IpAddr, ...]] = {}
+    for node in config.corosync.nodes:
+        for addr in node.links.values():
+            try:
+                ipaddress.ip_address(addr)
+                continue
+            except ValueError:
+                pass
+            try:
+                out[addr.lower()] = tuple(resolver(addr))
+            except (OSError, UnicodeError, ValueError):
+                continue  # the compiler warns about names it cannot place
+    return out

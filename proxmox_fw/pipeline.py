@@ -9,6 +9,7 @@ from .compile import CompileOptions, CompileResult, compile_config
 from .diagnostics import Diagnostics
 from .gcpause import paused_gc
 from .loader import load_config
+from .localnet import Resolver, corosync_hostnames, resolve_hostname
 from .source import DirectorySource
 
 Cidr = ipaddress.IPv4Interface | ipaddress.IPv6Interface
@@ -21,6 +22,7 @@ def compile_dir(
     honor_nftables_switch: bool = True,
     local_net: Cidr | None = None,
     altnames: dict[str, str] | None = None,
+    resolver: Resolver = resolve_hostname,
 ) -> CompileResult:
     """Load the tree under ``pve_dir`` as node ``nodename`` and compile it.
 
@@ -28,11 +30,12 @@ def compile_dir(
     when cluster.fw has no ``local_network`` alias.
     """
     diags = Diagnostics()
-    opts = CompileOptions(
-        honor_nftables_switch=honor_nftables_switch,
-        local_network=local_net,
-        altnames=dict(altnames or {}),
-    )
     with paused_gc():
         cfg = load_config(DirectorySource(Path(pve_dir)), nodename, diags)
+        opts = CompileOptions(
+            honor_nftables_switch=honor_nftables_switch,
+            local_network=local_net,
+            altnames=dict(altnames or {}),
+            hostnames=corosync_hostnames(cfg, resolver),
+        )
         return compile_config(cfg, opts, diags)

@@ -10,6 +10,7 @@ import ipaddress
 from dataclasses import dataclass, field
 
 Cidr = ipaddress.IPv4Interface | ipaddress.IPv6Interface
+IpAddr = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,3 +25,6 @@ class CompileOptions:
     local_ip: ipaddress.IPv4Address | ipaddress.IPv6Address | None = None
     # Interface altnames -> kernel names for host ``-i`` matches.
     altnames: dict[str, str] = field(default_factory=dict)
+    # Addresses of host names used as corosync link addresses (lowercased name ->
+    # addresses), looked up by the caller in /etc/hosts.
+    hostnames: dict[str, tuple[IpAddr, ...]] = field(default_factory=dict)

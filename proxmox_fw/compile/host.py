@@ -9,11 +9,11 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Callable
 
-from ..diagnostics import Diagnostics, Severity
+from ..diagnostics import Diagnostics
 from ..model import Direction, LogLevel, PveConfig, SecurityGroup, Verdict
 from ..nft import expr as x
 from ..nft.objects import HOST_TABLE, INET, CtHelper, Set, Table
-from .context import Cidr, CompileOptions
+from .context import Cidr, CompileOptions, IpAddr
 from .ctinfo import helper_defs
 from .ipsets import Entry, add_sets, element, resolve_entries, sdn_entries
 from .logging import log_statements
@@ -52,7 +52,7 @@ def compile_host(cfg: PveConfig, opts: CompileOptions, diags: Diagnostics) -> Ta
         add_sets(table, f"sdn/{name}", entries)
     add_sets(table, "dc/management", management_entries(cfg, opts, scope, diags))
     _local_network_sets(table, cfg, opts)
-    _cluster_network_sets(table, cfg, diags)
+    _cluster_network_sets(table, cfg, opts, diags)
     if "blacklist" not in cfg.cluster.ipsets:
         add_sets(table, "dc/blacklist", [])
     for key, ipset in cfg.cluster.ipsets.items():
@@ -119,6 +119,13 @@ def management_entries(
     return entries
 
 
+def _link_addresses(addr: str, opts: CompileOptions) -> list[IpAddr]:
+    try:
+        return [ipaddress.ip_address(addr)]
+    except ValueError:
+        return list(opts.hostnames.get(addr.lower(), ()))
+
+
 def local_network(cfg: PveConfig, opts: CompileOptions) -> Cidr | None:
     """``local_network``: the cluster alias if defined, else the detected network."""
     alias = cfg.cluster.aliases.get("local_network")
@@ -133,9 +140,12 @@ def _local_network_sets(table: Table, cfg: PveConfig, opts: CompileOptions) -> N
         table.sets[name] = Set(name, typ, ["interval"], True, elems)
 
 
-def _cluster_network_sets(table: Table, cfg: PveConfig, diags: Diagnostics) -> None:
+def _cluster_network_sets(
+    table: Table, cfg: PveConfig, opts: CompileOptions, diags: Diagnostics
+) -> None:
     """Corosync peers on the links this node uses (seed §13.8.1: corosync only from the
-    cluster network)."""
+    cluster network). Link addresses written as host names use the addresses the caller
+    looked up for them (``opts.hostnames``, from /etc/hosts)."""
     local = next((n for n in cfg.corosync.nodes if n.name == cfg.nodename), None)
     v4: list[object] = []
     v6: list[object] = []
@@ -144,15 +154,12 @@ def _cluster_network_sets(table: Table, cfg: PveConfig, diags: Diagnostics) -> N
             for link, addr in node.links.items():
                 if link not in local.links:
                     continue
-                try:
-                    ip = ipaddress.ip_address(addr)
-                except ValueError:
-                    diags.add("corosync.conf", None,
-                              f"node {node.name} link {link}: '{addr}' is not an IP address; "
-                              "corosync from it is not accepted by address",
-                              severity=Severity.INFO)
-                    continue
-                (v4 if ip.version == 4 else v6).append(str(ip))
+                for ip in _link_addresses(addr, opts):
+                    (v4 if ip.version == 4 else v6).append(str(ip))
+                if not _link_addresses(addr, opts):
+                    diags.warning("corosync.conf", None,
+                                  f"node {node.name} link {link}: cannot resolve '{addr}' "
+                                  "(not in /etc/hosts); corosync from it is not accepted")
     elif cfg.corosync.present:
         diags.warning("corosync.conf", None,
                       f"node '{cfg.nodename}' is not in the nodelist; no corosync peers")

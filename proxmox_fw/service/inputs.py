@@ -45,6 +45,7 @@ from proxmox_fw.localnet import (
     LocalNet,
     NetlinkView,
     Resolver,
+    corosync_hostnames,
     detect_local_network,
     resolve_hostname,
 )
@@ -65,7 +66,8 @@ def compile_node(cfg: PveConfig, local: LocalNet | None, diags: Diagnostics) -> 
     """Compile as the daemon does (``nftables: 1`` honoured); ``status`` uses it too, so
     both arrive at the same ruleset and hash."""
     opts = CompileOptions(local_network=local.detected if local is not None else None,
-                          altnames=interface_altnames())
+                          altnames=interface_altnames(),
+                          hostnames=corosync_hostnames(cfg))
     return compile_config(cfg, opts, diags)
 
 

@@ -49,6 +49,7 @@ def apply_suite(pve_dir: Path, topo: Topology) -> None:
             str(d)
             for d in res.diagnostics
             if d.severity != "info" and "test-errors" not in str(pve_dir)
+            and not pvesim.unresolved_ring_name(d)
         ]
         out = apply_ruleset(res.ruleset, NftClient(), probe_features())
         return (
