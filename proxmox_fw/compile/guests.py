@@ -33,6 +33,7 @@ from .rules import RuleTarget, compile_rule, verdict_stmt
 from .vnets import vnet_chain
 
 OWNED_CHAINS = ("invalid-conntrack",)
+VLAN_TPIDS = (0x8100, 0x88A8)  # 802.1Q and 802.1ad tags
 
 
 def guests_needed(cfg: PveConfig, opts: CompileOptions) -> bool:
@@ -278,6 +279,11 @@ def _ipfilter(
     add_sets(table, base, entries)
     origin = str(ipset.origin) if ipset else str(nic.origin)
     iif = x.match(x.meta("iifname"), port)
+    # The kernel moves one VLAN tag into metadata before the bridge; a frame that still
+    # carries one (stacked tags) hides its IP header from the matches below, so it would
+    # pass unchecked: the filter cannot vouch for it, drop it.
+    out.add([iif, x.match(x.meta("protocol"), x.set_literal(list(VLAN_TPIDS))), x.drop()],
+            origin)
     for fam, v in (("ip", "v4"), ("ip6", "v6")):
         left = x.payload(fam, "saddr")
         out.add([iif, x.match(left, x.set_ref(f"{v}-{base}"), "!="), x.drop()], origin)

@@ -82,6 +82,11 @@ IPFILTER_ARP_IN = (
     "dead upstream rule: inbound ARP is accepted in pre-vm-in before any guest rule (notes "
     "§6.3), so an ARP check in guest-<vmid>-in can never run; it is left out"
 )
+IPFILTER_STACKED_VLAN = (
+    "anti-spoofing fix (measured in the VM): the kernel moves one VLAN tag into metadata "
+    "before the bridge, but a frame with stacked tags hides its IP header from the ipfilter "
+    "matches and passed unchecked; the filtered NIC drops such frames"
+)
 IPFILTER_ORDER = (
     "the guest's DHCP rule comes before the ipfilter, as in pve-firewall (Firewall.pm "
     "ruleset_create_vm_chain: the DHCP rule goes to PVEFW-SET-ACCEPT-MARK before the MAC and "
@@ -175,6 +180,10 @@ DELIBERATE: list[Deliberate] = [
     Deliberate(Difference("bridge", "order", "guest-100-out",
                           "moved: jump allow-dhcp-out"),
                IPFILTER_ORDER),
+    *[Deliberate(Difference("bridge", "extra-rule", "guest-100-out",
+                            f"meta iifname == veth100i{n} meta protocol == {{33024, 34984}} drop"),
+                 IPFILTER_STACKED_VLAN)
+      for n in (1, 3)],
     Deliberate(Difference("bridge", "order", "guest-101-out", "moved: jump pre-vm-out"),
                GUEST_OUT_FILTERS_FIRST),
     *[Deliberate(Difference("bridge", "extra-rule", f"guest-{vmid}-out", text),

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -144,3 +145,34 @@ def test_known_connection_does_not_lift_the_mac_filter(applied: Topology) -> Non
         "established v6": True,
         "established, spoofed MAC v6": False,
     }
+
+
+@pytest.mark.parametrize("policy_out", ["DROP", "ACCEPT"])
+def test_vlan_tagged_frames_cannot_bypass_the_ip_filter(
+    applied: Topology, tmp_path: Path, policy_out: str
+) -> None:
+    """The kernel moves one VLAN tag into metadata before the bridge, so a single-tagged
+    frame is filtered like an untagged one; a second (inner) tag would still hide the IP
+    header from ``ip saddr`` matches in the bridge family, whatever the output policy."""
+    g.apply_tree(applied, tree(tmp_path / "pve", ON.replace("policy_out: DROP",
+                                                          f"policy_out: {policy_out}")))
+    results: dict[str, bool] = {}
+    ct, out = applied.zone("ct200"), applied.zone("outside")
+    for v, own, spoof, far in (("v4", CT_V4, SPOOF_V4, OUT_V4), ("v6", CT_V6, SPOOF_V6, OUT_V6)):
+        for tags, name in (((0x8100,), "802.1Q"), ((0x88A8,), "802.1ad"),
+                           ((0x88A8, 0x8100), "QinQ"), ((0x8100, 0x8100), "Q-in-Q")):
+            for label, src in (("own", own), ("spoofed", spoof)):
+                t = g.token()
+                packet = g.udp(src, far, 40200, 80, t)
+                body, inner_type = packet, g.ethertype_of(packet)
+                for tpid in reversed(tags[1:]):
+                    body, inner_type = struct.pack("!HH", 30, inner_type) + body, tpid
+                body = struct.pack("!HH", 20, inner_type) + body
+                frame = g.ether(OUTSIDE_MAC, CT_MAC, tags[0], body)
+                sentinel_mark = g.token()
+                sentinel = g.ether(g.BROADCAST, CT_MAC, g.ETH_P_ARP,
+                                   g.arp_request(CT_MAC, CT_V4, "10.0.200.254") + sentinel_mark)
+                results[f"{name} {label} {v}"] = g.delivered(ct, out, frame, t, sentinel,
+                                                            sentinel_mark)
+    spoofed = {key: value for key, value in results.items() if "spoofed" in key}
+    assert spoofed == {key: False for key in spoofed}, results
