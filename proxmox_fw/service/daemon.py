@@ -48,6 +48,7 @@ from proxmox_fw.nft.apply import loadable_ruleset, remove_tables, table_handles
 from proxmox_fw.nft.client import JsonRunner
 from proxmox_fw.nft.diff import RenderedRuleset, UpdatePlan, plan_update
 from proxmox_fw.nft.features import KernelFeatures
+from proxmox_fw.nft.generation import ruleset_generation, shape_digest
 from proxmox_fw.service.inputs import InputWatcher, LocalNetWatcher, Snapshot, compile_node
 from proxmox_fw.service.signals import SignalWaiter
 from proxmox_fw.source import ConfigSource, DirectorySource
@@ -121,6 +122,8 @@ class Daemon:
         self.applied: RenderedRuleset | None = None
         self.applied_hash: str | None = None
         self._handles: dict[str, int] = {}
+        self._generation: int | None = None  # ruleset generation after our last commit
+        self._shape: str | None = None  # shape_digest of our tables after it
         self._need_full = True
         self._force_disabled = False
         self._failed_hash: str | None = None
@@ -212,6 +215,32 @@ class Daemon:
             self.log.warning("firewall tables removed or replaced outside the daemon: "
                              + ", ".join(lost) + "; re-applying in full")
             self._need_full = True
+            return
+        # Any transaction bumps the ruleset generation; only then can our tables have been
+        # edited by hand, and only then are they listed (tersely) and compared.
+        generation = ruleset_generation()
+        if generation is None or generation == self._generation:
+            return
+        self._generation = generation
+        shape = self._tables_shape()
+        if shape is not None and self._shape is not None and shape != self._shape:
+            self.log.warning("firewall rules changed outside the daemon; re-applying in full")
+            self._need_full = True
+
+    def _tables_shape(self) -> str | None:
+        """Digest of our tables' chains, rules and set/map declarations (no elements, no
+        counters); None when the client cannot list (loop tests) or a listing fails."""
+        lister = getattr(self.client, "list_table_terse", None)
+        if lister is None:
+            return None
+        parts: list[str] = []
+        for label in sorted(self._handles):
+            family, name = label.split(" ", 1)
+            res = lister(family, name)
+            if not res.ok:
+                return None
+            parts.append(shape_digest(res.output))
+        return "|".join(parts)
 
     def _apply(
         self, result: CompileResult, loadable: RenderedRuleset, digest: str, missing: list[str]
@@ -264,6 +293,8 @@ class Daemon:
         labels = [f"{t.family} {t.name}" for t in loadable.ruleset.tables if t.enabled]
         handles = table_handles(self.client) or {}
         self._handles = {label: handles[label] for label in labels if label in handles}
+        self._generation = ruleset_generation()
+        self._shape = self._tables_shape()
         self._clear_failure()
         self.state.last_apply_at = self._wall()
         self.state.ruleset_hash = digest

@@ -295,3 +295,41 @@ def test_guest_config_on_a_kernel_without_bridge_features(
         assert monitor.transactions_since_mark() == 0, monitor.since_mark()
     finally:
         monitor.close()
+
+
+def test_hand_edit_inside_a_table_is_repaired(
+    netns_pair: tuple[NetNs, NetNs], pve_tree: Path, start_daemon: Start
+) -> None:
+    """A rule flushed by hand (the ruleset generation moves, our tables' shape differs)
+    is put back in full, as upstream's periodic re-apply would."""
+    host, _peer = netns_pair
+    daemon = start_daemon(host, pve_tree)
+    daemon.wait_applied()
+    handle = table_handle(host)
+    host.nft("flush chain inet proxmox-firewall host-in")
+    assert host_in_ports(list_table(host) or []) == []
+    eventually(lambda: host_in_ports(list_table(host) or []) == [22, 8006],
+               "host-in restored")
+    assert table_handle(host) != handle  # repaired by a full re-apply
+
+
+def test_other_tables_changing_do_not_disturb_ours(
+    netns_pair: tuple[NetNs, NetNs], pve_tree: Path, start_daemon: Start
+) -> None:
+    """Someone else's transactions move the generation too; our tables are then listed
+    and found intact, and nothing is sent."""
+    host, _peer = netns_pair
+    daemon = start_daemon(host, pve_tree)
+    daemon.wait_applied()
+    before = [r["handle"] for r in rules(list_table(host) or [], "host-in")]
+    monitor = Monitor(host)
+    try:
+        host.nft("add table inet someone-else")
+        host.nft("add chain inet someone-else c")
+        time.sleep(1.0)  # five poll intervals
+        ours = [line for line in monitor.since_mark() if "proxmox-firewall" in line]
+        assert monitor.transactions_since_mark() == 2  # only the two of someone else
+    finally:
+        monitor.close()
+    assert ours == []
+    assert [r["handle"] for r in rules(list_table(host) or [], "host-in")] == before
