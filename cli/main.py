@@ -24,10 +24,6 @@ app = typer.Typer(
     help="Proxmox VE nftables firewall: compile /etc/pve firewall config to nftables.",
 )
 
-# Exit codes (documented in the README).
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_PARTIAL = 3  # host table applied; the guest table needs kernel features that are missing
 
 
 @dataclass
@@ -84,6 +80,22 @@ def _compile(g: Globals, *, honor_nftables_switch: bool = True) -> CompileResult
     return result
 
 
+def _guest_table_unloadable() -> bool:
+    """Whether this kernel cannot load the guest table (a warning names what it lacks).
+
+    Probing needs a throwaway network namespace, so without root nothing is left out.
+    """
+    if os.geteuid() != 0:
+        return False
+    from proxmox_fw.nft.features import probe_features
+
+    missing = probe_features().missing_for_guests()
+    if missing:
+        log.get().warning("guest table left out: this kernel lacks " + ", ".join(missing)
+                          + " (use --all-tables to print it anyway)")
+    return bool(missing)
+
+
 @app.command("compile")
 def compile_cmd(
     ctx: typer.Context,
@@ -105,16 +117,8 @@ def compile_cmd(
     rs = result.ruleset
     with paused_gc():
         commands = render_commands(rs)
-    if not all_tables and rs.guests.enabled and os.geteuid() == 0:
-        from proxmox_fw.nft.features import probe_features
-
-        missing = probe_features().missing_for_guests()
-        if missing:
-            log.get().warning(
-                "guest table left out: this kernel lacks " + ", ".join(missing)
-                + " (use --all-tables to print it anyway)"
-            )
-            commands = render_table_commands(rs.host)
+    if not all_tables and rs.guests.enabled and _guest_table_unloadable():
+        commands = render_table_commands(rs.host)
     sys.stdout.write(json.dumps({"nftables": commands}, indent=2) + "\n")
 
 
@@ -132,14 +136,8 @@ def skeleton(
     from proxmox_fw.nft.skeleton import skeleton_table_text, skeleton_text
 
     text = skeleton_text()
-    if not all_tables and os.geteuid() == 0:
-        from proxmox_fw.nft.features import probe_features
-
-        missing = probe_features().missing_for_guests()
-        if missing:
-            log.get().warning("guest table left out: this kernel lacks " + ", ".join(missing)
-                              + " (use --all-tables to print it anyway)")
-            text = skeleton_table_text("inet")
+    if not all_tables and _guest_table_unloadable():
+        text = skeleton_table_text("inet")
     sys.stdout.write(text)
 
 

@@ -154,9 +154,10 @@ def _cluster_network_sets(
             for link, addr in node.links.items():
                 if link not in local.links:
                     continue
-                for ip in _link_addresses(addr, opts):
+                addresses = _link_addresses(addr, opts)
+                for ip in addresses:
                     (v4 if ip.version == 4 else v6).append(str(ip))
-                if not _link_addresses(addr, opts):
+                if not addresses:
                     diags.warning("corosync.conf", None,
                                   f"node {node.name} link {link}: cannot resolve '{addr}' "
                                   "(not in /etc/hosts); corosync from it is not accepted")

@@ -36,6 +36,7 @@ from tests.fullkernel.test_guest_filters import (
     SPOOF_MAC,
     SPOOF_V4,
     SPOOF_V6,
+    ct200_topology,
     tree,
 )
 from tests.harness.topology import Topology
@@ -47,12 +48,7 @@ OUT_V4, OUT_V6 = "100.200.9.4", "fd00:100:200:9::4"  # a far address behind ``ou
 
 @pytest.fixture(scope="module")
 def topo() -> Iterator[Topology]:
-    t = Topology()
-    t.add_bridge("vmbr0", mac="02:00:00:00:00:10", addresses=("172.16.1.2/24", "fd00:16:1::2/64"))
-    t.add_port("outside", bridge="vmbr0", host_ifname="eth0", mac=OUTSIDE_MAC)
-    t.add_port("ct200", bridge="vmbr0", host_ifname="veth200i0", mac=CT_MAC,
-               addresses=(f"{CT_V4}/24",))  # fmt: skip
-    with t:
+    with ct200_topology() as t:
         yield t
 
 

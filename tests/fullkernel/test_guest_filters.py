@@ -74,14 +74,19 @@ def tree(root: Path, guest_fw: str) -> Path:
     })  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def topo() -> Iterator[Topology]:
+def ct200_topology() -> Topology:
+    """vmbr0 with the uplink ``outside`` and container 200's port, not built."""
     t = Topology()
     t.add_bridge("vmbr0", mac="02:00:00:00:00:10", addresses=("172.16.1.2/24", "fd00:16:1::2/64"))
     t.add_port("outside", bridge="vmbr0", host_ifname="eth0", mac=OUTSIDE_MAC)
     t.add_port("ct200", bridge="vmbr0", host_ifname="veth200i0", mac=CT_MAC,
                addresses=(f"{CT_V4}/24",))  # fmt: skip
-    with t:
+    return t
+
+
+@pytest.fixture(scope="module")
+def topo() -> Iterator[Topology]:
+    with ct200_topology() as t:
         yield t
 
 
