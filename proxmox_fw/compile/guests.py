@@ -77,12 +77,12 @@ def compile_guests(cfg: PveConfig, opts: CompileOptions, diags: Diagnostics) -> 
     dc_scope = RefScope(cfg.cluster, sdn_sets=frozenset(sdn))
     for name, entries in sdn.items():
         add_sets(table, f"sdn/{name}", entries)
-    add_sets(table, "dc/management", management_entries(cfg, opts, dc_scope, Diagnostics()))
+    add_sets(table, "dc/management", management_entries(cfg, opts, dc_scope, diags))
     if "blacklist" not in cfg.cluster.ipsets:
         add_sets(table, "dc/blacklist", [])
     for key, ipset in cfg.cluster.ipsets.items():
         if key != "management":
-            add_sets(table, f"dc/{key}", resolve_entries(ipset, dc_scope, Diagnostics()),
+            add_sets(table, f"dc/{key}", resolve_entries(ipset, dc_scope, diags),
                      ipset.comment)
 
     groups = frozenset(cfg.cluster.groups)
