@@ -30,15 +30,15 @@ from typing import TypeVar
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from proxmox_fw.compile import CompileOptions, compile_config
+from proxmox_fw.config.loader import load_config, watched_paths
+from proxmox_fw.config.source import DirectorySource
 from proxmox_fw.diagnostics import Diagnostics
-from proxmox_fw.gcpause import paused_gc
-from proxmox_fw.loader import load_config, watched_paths
 from proxmox_fw.nft.apply import build_transaction, loadable_ruleset
 from proxmox_fw.nft.client import NftClient
 from proxmox_fw.nft.diff import RenderedRuleset, plan_update
 from proxmox_fw.nft.features import probe_features
 from proxmox_fw.nft.netns import run_in_new_netns
-from proxmox_fw.source import DirectorySource
+from proxmox_fw.system.gcpause import paused_gc
 
 T = TypeVar("T")
 

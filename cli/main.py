@@ -15,8 +15,8 @@ import typer
 from proxmox_fw import log
 from proxmox_fw.compile import CompileResult
 from proxmox_fw.diagnostics import Diagnostics, Severity
-from proxmox_fw.gcpause import paused_gc
-from proxmox_fw.state import DEFAULT_STATE_DIR, FORCE_DISABLE_FLAG
+from proxmox_fw.service.state import DEFAULT_STATE_DIR, FORCE_DISABLE_FLAG
+from proxmox_fw.system.gcpause import paused_gc
 
 app = typer.Typer(
     add_completion=False,
@@ -64,9 +64,9 @@ def report(diags: Diagnostics, pve_dir: Path) -> None:
 
 
 def _compile(g: Globals, *, honor_nftables_switch: bool = True) -> CompileResult:
-    from proxmox_fw.altnames import interface_altnames
-    from proxmox_fw.localnet import detect_local_network
     from proxmox_fw.pipeline import compile_dir
+    from proxmox_fw.system.altnames import interface_altnames
+    from proxmox_fw.system.localnet import detect_local_network
 
     local = detect_local_network(g.nodename)
     result = compile_dir(g.pve_dir, g.nodename, local_net=local.detected,
@@ -144,7 +144,7 @@ def skeleton(
 @app.command("apply")
 def apply_cmd(ctx: typer.Context) -> None:
     """Load skeleton and compiled rules into the kernel in one transaction."""
-    from proxmox_fw.apply_cmd import apply_config
+    from cli.apply import apply_config
 
     code = apply_config(_compile(ctx.obj))
     raise typer.Exit(code)
@@ -153,7 +153,7 @@ def apply_cmd(ctx: typer.Context) -> None:
 @app.command()
 def localnet(ctx: typer.Context) -> None:
     """Show the detected local network and the management ipset (seed §13.5.1)."""
-    from proxmox_fw.localnet_cmd import localnet_report
+    from cli.localnet import localnet_report
 
     g: Globals = ctx.obj
     sys.stdout.write(localnet_report(g.pve_dir, g.nodename))
@@ -188,10 +188,10 @@ def start(
 
     Exit codes: 0 stopped by a signal; 1 the tables could not be removed.
     """
-    from proxmox_fw.journal import setup_daemon_logging
     from proxmox_fw.nft.client import NftClient
     from proxmox_fw.nft.features import KernelFeatures, probe_features
     from proxmox_fw.service import DaemonOptions, run
+    from proxmox_fw.service.journal import setup_daemon_logging
 
     g: Globals = ctx.obj
     setup_daemon_logging()

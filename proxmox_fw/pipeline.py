@@ -5,12 +5,12 @@ from __future__ import annotations
 import ipaddress
 from pathlib import Path
 
-from .compile import CompileOptions, CompileResult, compile_config
-from .diagnostics import Diagnostics
-from .gcpause import paused_gc
-from .loader import load_config
-from .localnet import Resolver, corosync_hostnames, resolve_hostname
-from .source import DirectorySource
+from proxmox_fw.compile import CompileOptions, CompileResult, compile_config
+from proxmox_fw.config.loader import load_config
+from proxmox_fw.config.source import DirectorySource
+from proxmox_fw.diagnostics import Diagnostics
+from proxmox_fw.system.gcpause import paused_gc
+from proxmox_fw.system.localnet import Resolver, corosync_hostnames, resolve_hostname
 
 Cidr = ipaddress.IPv4Interface | ipaddress.IPv6Interface
 
@@ -26,7 +26,7 @@ def compile_dir(
 ) -> CompileResult:
     """Load the tree under ``pve_dir`` as node ``nodename`` and compile it.
 
-    ``local_net`` is this node's network (see :mod:`proxmox_fw.localnet`); it is only used
+    ``local_net`` is this node's network (see :mod:`proxmox_fw.system.localnet`); it is only used
     when cluster.fw has no ``local_network`` alias.
     """
     diags = Diagnostics()

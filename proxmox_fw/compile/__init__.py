@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..diagnostics import Diagnostics
-from ..model import PveConfig
-from ..nft.objects import Ruleset
-from .context import CompileOptions
-from .guests import compile_guests
-from .host import compile_host, firewall_active
-from .sysctl import side_effects
+from proxmox_fw.compile.context import CompileOptions
+from proxmox_fw.compile.guests import compile_guests
+from proxmox_fw.compile.host import compile_host, firewall_active
+from proxmox_fw.compile.sysctl import side_effects
+from proxmox_fw.diagnostics import Diagnostics
+from proxmox_fw.model import PveConfig
+from proxmox_fw.nft.objects import Ruleset
 
 __all__ = ["CompileOptions", "CompileResult", "compile_config", "firewall_active"]
 

@@ -17,8 +17,8 @@ class HelperDef:
 
 @cache
 def helper_defs() -> dict[str, HelperDef]:
-    from ..data import ct_helpers  # the data module owns the table
-    from ..model import Family
+    from proxmox_fw.data import ct_helpers  # the data module owns the table
+    from proxmox_fw.model import Family
 
     return {
         h.name: HelperDef(h.name, h.proto, h.dport, Family.V4 in h.families,

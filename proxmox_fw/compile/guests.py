@@ -10,8 +10,15 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Callable
 
-from ..diagnostics import Diagnostics, Severity
-from ..model import (
+from proxmox_fw.compile.context import CompileOptions
+from proxmox_fw.compile.host import firewall_active, management_entries
+from proxmox_fw.compile.ipsets import Entry, add_sets, resolve_entries, sdn_entries
+from proxmox_fw.compile.loglevel import log_statements
+from proxmox_fw.compile.refs import RefScope
+from proxmox_fw.compile.rules import RuleTarget, compile_rule, verdict_stmt
+from proxmox_fw.compile.vnets import vnet_chain
+from proxmox_fw.diagnostics import Diagnostics, Severity
+from proxmox_fw.model import (
     Direction,
     Guest,
     GuestOptions,
@@ -21,16 +28,9 @@ from ..model import (
     Rule,
     SecurityGroup,
 )
-from ..nft import expr as x
-from ..nft.expr import Json
-from ..nft.objects import BRIDGE, GUEST_TABLE, Chain, Table
-from .context import CompileOptions
-from .host import firewall_active, management_entries
-from .ipsets import Entry, add_sets, resolve_entries, sdn_entries
-from .logging import log_statements
-from .refs import RefScope
-from .rules import RuleTarget, compile_rule, verdict_stmt
-from .vnets import vnet_chain
+from proxmox_fw.nft import expr as x
+from proxmox_fw.nft.expr import Json
+from proxmox_fw.nft.objects import BRIDGE, GUEST_TABLE, Chain, Table
 
 OWNED_CHAINS = ("invalid-conntrack",)
 VLAN_TPIDS = (0x8100, 0x88A8)  # 802.1Q and 802.1ad tags

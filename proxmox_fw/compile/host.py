@@ -9,17 +9,17 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Callable
 
-from ..diagnostics import Diagnostics
-from ..model import Direction, LogLevel, PveConfig, SecurityGroup, Verdict
-from ..nft import expr as x
-from ..nft.objects import HOST_TABLE, INET, CtHelper, Set, Table
-from .context import Cidr, CompileOptions, IpAddr
-from .ctinfo import helper_defs
-from .ipsets import Entry, add_sets, element, resolve_entries, sdn_entries
-from .logging import log_statements
-from .refs import RefScope
-from .rules import RuleTarget, compile_rule, verdict_stmt
-from .vnets import vnet_chain
+from proxmox_fw.compile.context import Cidr, CompileOptions, IpAddr
+from proxmox_fw.compile.ctinfo import helper_defs
+from proxmox_fw.compile.ipsets import Entry, add_sets, element, resolve_entries, sdn_entries
+from proxmox_fw.compile.loglevel import log_statements
+from proxmox_fw.compile.refs import RefScope
+from proxmox_fw.compile.rules import RuleTarget, compile_rule, verdict_stmt
+from proxmox_fw.compile.vnets import vnet_chain
+from proxmox_fw.diagnostics import Diagnostics
+from proxmox_fw.model import Direction, LogLevel, PveConfig, SecurityGroup, Verdict
+from proxmox_fw.nft import expr as x
+from proxmox_fw.nft.objects import HOST_TABLE, INET, CtHelper, Set, Table
 
 # Chains the skeleton declares and the compiler owns (flushed and refilled every time).
 OWNED_CHAINS = (

@@ -5,12 +5,22 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable
 
-from ..diagnostics import Diagnostics
-from ..model import AliasRef, Family, IpAddr, Ipam, IpEntry, IpRange, Ipset, Sdn, entry_family
-from ..model.address import Cidr
-from ..nft import expr as x
-from ..nft.objects import Set, Table
-from .refs import RefScope
+from proxmox_fw.compile.refs import RefScope
+from proxmox_fw.diagnostics import Diagnostics
+from proxmox_fw.model import (
+    AliasRef,
+    Family,
+    IpAddr,
+    Ipam,
+    IpEntry,
+    IpRange,
+    Ipset,
+    Sdn,
+    entry_family,
+)
+from proxmox_fw.model.address import Cidr
+from proxmox_fw.nft import expr as x
+from proxmox_fw.nft.objects import Set, Table
 
 Entry = tuple[IpEntry, bool]  # (address, nomatch)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cache
 
-from ..model import IcmpType, PortRange, Protocol
+from proxmox_fw.model import IcmpType, PortRange, Protocol
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,7 +18,7 @@ class MacroPart:
 
 @cache
 def _table() -> dict[str, tuple[MacroPart, ...]]:
-    from ..data import macros  # the data module owns the macro table and its parsing
+    from proxmox_fw.data import macros  # the data module owns the macro table and its parsing
 
     out: dict[str, tuple[MacroPart, ...]] = {}
     for name, macro in macros().items():

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..model import Alias, AliasRef, ClusterFw, GuestFw, Ipset, IpsetRef
+from proxmox_fw.model import Alias, AliasRef, ClusterFw, GuestFw, Ipset, IpsetRef
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,8 +11,11 @@ import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from ..diagnostics import Diagnostics
-from ..model import (
+from proxmox_fw.compile.loglevel import log_statements
+from proxmox_fw.compile.macros import MacroPart, macro_parts
+from proxmox_fw.compile.refs import RefScope
+from proxmox_fw.diagnostics import Diagnostics
+from proxmox_fw.model import (
     AddressMatch,
     AliasRef,
     Direction,
@@ -29,12 +32,9 @@ from ..model import (
     entry_family,
     family_of,
 )
-from ..nft import expr as x
-from ..nft.expr import Json
-from ..nft.objects import Rule as NftRule
-from .logging import log_statements
-from .macros import MacroPart, macro_parts
-from .refs import RefScope
+from proxmox_fw.nft import expr as x
+from proxmox_fw.nft.expr import Json
+from proxmox_fw.nft.objects import Rule as NftRule
 
 Alt = tuple[Family | None, list[Json]]  # (family the matches pin, or None; matches)
 

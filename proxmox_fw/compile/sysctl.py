@@ -5,7 +5,7 @@ Returned as data; only ``apply`` writes them, so ``compile`` has no side effects
 
 from __future__ import annotations
 
-from ..model import PveConfig
+from proxmox_fw.model import PveConfig
 
 NETFILTER = "/proc/sys/net/netfilter/"
 LOG_NF_CONNTRACK = "/var/lib/pve-firewall/log_nf_conntrack"

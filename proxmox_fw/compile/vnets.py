@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ..diagnostics import Diagnostics
-from ..model import Direction, PveConfig, VnetFw
-from ..nft import expr as x
-from ..nft.expr import Json
-from ..nft.objects import Chain, Table
-from .logging import log_statements
-from .refs import RefScope
-from .rules import RuleTarget, compile_rule, verdict_stmt
+from proxmox_fw.compile.loglevel import log_statements
+from proxmox_fw.compile.refs import RefScope
+from proxmox_fw.compile.rules import RuleTarget, compile_rule, verdict_stmt
+from proxmox_fw.diagnostics import Diagnostics
+from proxmox_fw.model import Direction, PveConfig, VnetFw
+from proxmox_fw.nft import expr as x
+from proxmox_fw.nft.expr import Json
+from proxmox_fw.nft.objects import Chain, Table
 
 
 def vnet_chain(

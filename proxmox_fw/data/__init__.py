@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from .ct_helper import CtHelper, load_ct_helpers
-from .icmp import ICMP_TYPES, ICMPV6_TYPES, icmp_type_by_name, nft_icmp_type_name
-from .macro import Macro, MacroEntry, find_macro, load_macros
-from .protocols import PORT_PROTOCOLS, lookup_protocol, protocol_name
-from .services import port_by_name
+from proxmox_fw.data.ct_helper import CtHelper, load_ct_helpers
+from proxmox_fw.data.icmp import ICMP_TYPES, ICMPV6_TYPES, icmp_type_by_name, nft_icmp_type_name
+from proxmox_fw.data.macro import Macro, MacroEntry, find_macro, load_macros
+from proxmox_fw.data.protocols import PORT_PROTOCOLS, lookup_protocol, protocol_name
+from proxmox_fw.data.services import port_by_name
 
 
 def macros() -> Mapping[str, Macro]:

@@ -16,11 +16,10 @@ from typing import Any
 
 from pydantic import Field
 
+from proxmox_fw.data.icmp import icmp_type_by_name
+from proxmox_fw.data.protocols import lookup_protocol
 from proxmox_fw.model.common import Model
 from proxmox_fw.model.rule import IcmpType, PortRange, Protocol
-
-from .icmp import icmp_type_by_name
-from .protocols import lookup_protocol
 
 
 class MacroEntry(Model):

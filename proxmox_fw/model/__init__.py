@@ -1,6 +1,6 @@
 """Pydantic models of the firewall configuration: plain data, no I/O."""
 
-from .address import (
+from proxmox_fw.model.address import (
     AddressMatch,
     AliasRef,
     Cidr,
@@ -12,10 +12,10 @@ from .address import (
     entry_family,
     family_of,
 )
-from .cluster import Corosync, CorosyncNode
-from .common import Direction, Family, LogLevel, Model, Origin, Verdict
-from .config import PveConfig
-from .fwfile import (
+from proxmox_fw.model.cluster import Corosync, CorosyncNode
+from proxmox_fw.model.common import Direction, Family, LogLevel, Model, Origin, Verdict
+from proxmox_fw.model.config import PveConfig
+from proxmox_fw.model.fwfile import (
     Alias,
     ClusterFw,
     ClusterOptions,
@@ -30,9 +30,9 @@ from .fwfile import (
     VnetFw,
     VnetOptions,
 )
-from .guest import Guest, GuestKind, Nic, VmListEntry
-from .rule import IcmpType, PortRange, Protocol, Rule
-from .sdn import Ipam, Sdn, Subnet, Vnet
+from proxmox_fw.model.guest import Guest, GuestKind, Nic, VmListEntry
+from proxmox_fw.model.rule import IcmpType, PortRange, Protocol, Rule
+from proxmox_fw.model.sdn import Ipam, Sdn, Subnet, Vnet
 
 __all__ = [
     "AddressMatch", "Alias", "AliasRef", "Cidr", "ClusterFw", "ClusterOptions", "Corosync",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 from typing import Literal
 
-from .common import Family, Model
+from proxmox_fw.model.common import Family, Model
 
 # A CIDR as written: host bits are kept (``192.168.0.1/24``) so output can echo the
 # config; the compiler matches on ``.network``.

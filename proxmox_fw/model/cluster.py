@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from .common import Model
+from proxmox_fw.model.common import Model
 
 
 class CorosyncNode(Model):

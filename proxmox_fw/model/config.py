@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from .cluster import Corosync
-from .common import Model
-from .fwfile import ClusterFw, HostFw, VnetFw
-from .guest import Guest
-from .sdn import Ipam, Sdn
+from proxmox_fw.model.cluster import Corosync
+from proxmox_fw.model.common import Model
+from proxmox_fw.model.fwfile import ClusterFw, HostFw, VnetFw
+from proxmox_fw.model.guest import Guest
+from proxmox_fw.model.sdn import Ipam, Sdn
 
 
 class PveConfig(Model):

@@ -9,9 +9,9 @@ from typing import Literal
 
 from pydantic import Field
 
-from .address import AliasRef, Cidr
-from .common import LogLevel, Model, Origin, Verdict
-from .rule import Rule
+from proxmox_fw.model.address import AliasRef, Cidr
+from proxmox_fw.model.common import LogLevel, Model, Origin, Verdict
+from proxmox_fw.model.rule import Rule
 
 
 class Alias(Model):

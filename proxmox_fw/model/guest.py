@@ -6,9 +6,9 @@ from typing import Literal
 
 from pydantic import Field
 
-from .address import Cidr
-from .common import Model, Origin
-from .fwfile import GuestFw
+from proxmox_fw.model.address import Cidr
+from proxmox_fw.model.common import Model, Origin
+from proxmox_fw.model.fwfile import GuestFw
 
 GuestKind = Literal["qemu", "lxc"]
 

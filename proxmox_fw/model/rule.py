@@ -6,8 +6,8 @@ from typing import Literal
 
 from pydantic import Field
 
-from .address import AddressMatch
-from .common import Direction, LogLevel, Model, Origin, Verdict
+from proxmox_fw.model.address import AddressMatch
+from proxmox_fw.model.common import Direction, LogLevel, Model, Origin, Verdict
 
 
 class PortRange(Model):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from .address import Cidr, IpAddr, IpRange
-from .common import Model
+from proxmox_fw.model.address import Cidr, IpAddr, IpRange
+from proxmox_fw.model.common import Model
 
 
 class Subnet(Model):

@@ -1,6 +1,6 @@
 """The bundled skeleton ruleset, as text and as JSON commands.
 
-The text (``proxmox_fw/skeleton.nft``) is what ``proxmox-firewall skeleton`` prints and
+The text (``proxmox_fw/nft/skeleton.nft``) is what ``proxmox-firewall skeleton`` prints and
 what a human reads. ``apply`` needs the same ruleset as JSON commands instead, because
 one libnftables transaction cannot mix text and JSON, and the skeleton must go in the
 same transaction as the compiled rules (all or nothing). Rather than keeping a second,
@@ -30,7 +30,7 @@ class SkeletonError(RuntimeError):
 
 
 def skeleton_text() -> str:
-    return importlib.resources.files("proxmox_fw").joinpath("skeleton.nft").read_text()
+    return importlib.resources.files("proxmox_fw.nft").joinpath("skeleton.nft").read_text()
 
 
 def skeleton_table_text(family: str) -> str:

@@ -3,8 +3,8 @@
 Parsers are pure: text in, models and diagnostics out; the loader does the I/O.
 """
 
-from .fwfile import parse_cluster_fw, parse_guest_fw, parse_host_fw, parse_vnet_fw
-from .rule import RuleScope, parse_rule
+from proxmox_fw.parse.fwfile import parse_cluster_fw, parse_guest_fw, parse_host_fw, parse_vnet_fw
+from proxmox_fw.parse.rule import RuleScope, parse_rule
 
 __all__ = [
     "RuleScope",

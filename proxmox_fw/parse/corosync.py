@@ -11,8 +11,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from ..diagnostics import Diagnostics
-from ..model import Corosync, CorosyncNode
+from proxmox_fw.diagnostics import Diagnostics
+from proxmox_fw.model import Corosync, CorosyncNode
 
 MAX_LINK = 7  # knet supports links 0..7
 _LINK_KEY_RE = re.compile(r"(?:ring|link)([0-9]+)_addr")

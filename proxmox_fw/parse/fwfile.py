@@ -32,10 +32,15 @@ from proxmox_fw.model import (
     VnetFw,
     VnetOptions,
 )
-
-from .options import FileKind, OptionCollector, OptionContext
-from .rule import RuleScope, parse_rule
-from .values import ValueParseError, is_name, parse_alias_ref, parse_cidr, parse_ip_range
+from proxmox_fw.parse.options import FileKind, OptionCollector, OptionContext
+from proxmox_fw.parse.rule import RuleScope, parse_rule
+from proxmox_fw.parse.values import (
+    ValueParseError,
+    is_name,
+    parse_alias_ref,
+    parse_cidr,
+    parse_ip_range,
+)
 
 # nft names are at most 255 bytes: the longest set an ipset makes is
 # "v6-guest-<vmid, 9 digits>/<name>-nomatch", the longest group chain

@@ -14,8 +14,8 @@ import ipaddress
 import re
 from dataclasses import dataclass, replace
 
-from ..diagnostics import Diagnostics
-from ..model import Cidr, GuestKind, Nic, Origin
+from proxmox_fw.diagnostics import Diagnostics
+from proxmox_fw.model import Cidr, GuestKind, Nic, Origin
 
 MAX_NIC_INDEX = 31  # PVE allows net0..net31 (32 NICs)
 

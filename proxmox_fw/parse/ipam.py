@@ -11,9 +11,9 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
-from ..diagnostics import Diagnostics
-from ..model import Cidr, IpAddr, Ipam
-from .jsondoc import JsonWhere, get_object, join, load_json_object, type_name
+from proxmox_fw.diagnostics import Diagnostics
+from proxmox_fw.model import Cidr, IpAddr, Ipam
+from proxmox_fw.parse.jsondoc import JsonWhere, get_object, join, load_json_object, type_name
 
 
 def parse_ipam(text: str, file: str, diags: Diagnostics) -> Ipam:

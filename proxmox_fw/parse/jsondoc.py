@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from ..diagnostics import Diagnostics
+from proxmox_fw.diagnostics import Diagnostics
 
 
 @dataclass(slots=True)

@@ -15,8 +15,7 @@ from typing import Final, Literal, NamedTuple
 from proxmox_fw.data import find_ct_helper
 from proxmox_fw.diagnostics import Diagnostics, Severity
 from proxmox_fw.model import LogRateLimit
-
-from .values import (
+from proxmox_fw.parse.values import (
     ValueParseError,
     parse_bool,
     parse_log_level,

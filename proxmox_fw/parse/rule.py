@@ -27,8 +27,7 @@ from proxmox_fw.model import (
     Rule,
     Verdict,
 )
-
-from .values import (
+from proxmox_fw.parse.values import (
     ValueParseError,
     is_name,
     parse_address,

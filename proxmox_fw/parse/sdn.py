@@ -12,9 +12,9 @@ import ipaddress
 import re
 from typing import Any
 
-from ..diagnostics import Diagnostics
-from ..model import Cidr, IpAddr, IpRange, Sdn, Subnet, Vnet
-from .jsondoc import JsonWhere, get_object, join, load_json_object, type_name
+from proxmox_fw.diagnostics import Diagnostics
+from proxmox_fw.model import Cidr, IpAddr, IpRange, Sdn, Subnet, Vnet
+from proxmox_fw.parse.jsondoc import JsonWhere, get_object, join, load_json_object, type_name
 
 ZONE_TYPES = frozenset({"simple", "vlan", "qinq", "vxlan", "evpn"})
 _NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9]{0,7}")  # zone and vnet ids: 1-8 chars

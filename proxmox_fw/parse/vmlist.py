@@ -9,9 +9,9 @@ from __future__ import annotations
 import re
 from typing import Any, get_args
 
-from ..diagnostics import Diagnostics
-from ..model import GuestKind, VmListEntry
-from .jsondoc import get_object, join, load_json_object, type_name
+from proxmox_fw.diagnostics import Diagnostics
+from proxmox_fw.model import GuestKind, VmListEntry
+from proxmox_fw.parse.jsondoc import get_object, join, load_json_object, type_name
 
 # Canonical decimal only: "0100" would name other files than "100" does.
 _VMID_RE = re.compile(r"[1-9][0-9]{0,8}")

@@ -39,11 +39,10 @@ from enum import StrEnum
 from pathlib import Path
 
 from proxmox_fw import log
-from proxmox_fw.apply_cmd import write_side_effects
 from proxmox_fw.compile import CompileOptions, CompileResult, firewall_active
+from proxmox_fw.config.loader import CLUSTER_FW, host_fw_paths
+from proxmox_fw.config.source import ConfigSource, DirectorySource
 from proxmox_fw.diagnostics import Severity
-from proxmox_fw.gcpause import paused_gc
-from proxmox_fw.loader import CLUSTER_FW, host_fw_paths
 from proxmox_fw.nft.apply import loadable_ruleset, remove_tables, table_handles
 from proxmox_fw.nft.client import JsonRunner
 from proxmox_fw.nft.diff import RenderedRuleset, UpdatePlan, plan_update
@@ -51,8 +50,7 @@ from proxmox_fw.nft.features import KernelFeatures
 from proxmox_fw.nft.generation import ruleset_generation, shape_digest
 from proxmox_fw.service.inputs import InputWatcher, LocalNetWatcher, Snapshot, compile_node
 from proxmox_fw.service.signals import SignalWaiter
-from proxmox_fw.source import ConfigSource, DirectorySource
-from proxmox_fw.state import (
+from proxmox_fw.service.state import (
     ACTIVE,
     DEFAULT_STATE_DIR,
     DISABLED,
@@ -63,6 +61,8 @@ from proxmox_fw.state import (
     process_start_ticks,
     write_state,
 )
+from proxmox_fw.system.gcpause import paused_gc
+from proxmox_fw.system.sysctl import write_side_effects
 
 MAX_BACKOFF = 300.0  # seconds between retries of a ruleset the kernel keeps refusing
 
@@ -141,7 +141,7 @@ class Daemon:
     # -- one poll ------------------------------------------------------------------------
     def step(self, full: bool = False) -> Outcome:
         # Reading, compiling and diffing a large configuration allocates millions of
-        # acyclic objects; see proxmox_fw.gcpause.
+        # acyclic objects; see proxmox_fw.system.gcpause.
         with paused_gc():
             return self._step(full)
 

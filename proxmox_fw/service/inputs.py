@@ -1,7 +1,7 @@
 """The daemon's inputs: cheap change detection and last-good fallbacks.
 
 Upstream re-reads every file each 5 s. Here a poll costs one ``stat`` per watched path
-(:func:`~proxmox_fw.loader.watched_paths`: cluster/host/guest files, ``.vmlist``, SDN
+(:func:`~proxmox_fw.config.loader.watched_paths`: cluster/host/guest files, ``.vmlist``, SDN
 and IPAM files), plus, only when cluster.fw has no ``local_network`` alias, one netlink
 dump of addresses and default routes and a ``stat`` of ``/etc/hosts`` (what local network
 detection depends on). The configuration is read and compiled only when one of these
@@ -29,10 +29,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from proxmox_fw.altnames import interface_altnames
 from proxmox_fw.compile import CompileOptions, CompileResult, compile_config
-from proxmox_fw.diagnostics import Diagnostics
-from proxmox_fw.loader import (
+from proxmox_fw.config.loader import (
     IPAM_FILES,
     SDN_RUNNING_CONFIG,
     VMLIST,
@@ -40,7 +38,11 @@ from proxmox_fw.loader import (
     load_config,
     watched_paths,
 )
-from proxmox_fw.localnet import (
+from proxmox_fw.config.source import ConfigSource, Fingerprint
+from proxmox_fw.diagnostics import Diagnostics
+from proxmox_fw.model import PveConfig
+from proxmox_fw.system.altnames import interface_altnames
+from proxmox_fw.system.localnet import (
     IPRouteNetlink,
     LocalNet,
     NetlinkView,
@@ -49,8 +51,6 @@ from proxmox_fw.localnet import (
     detect_local_network,
     resolve_hostname,
 )
-from proxmox_fw.model import PveConfig
-from proxmox_fw.source import ConfigSource, Fingerprint
 
 RACY_NS = 2_000_000_000  # covers 1 s mtime granularity plus clock skew of the writer
 JSON_INPUTS = frozenset({VMLIST, SDN_RUNNING_CONFIG, *IPAM_FILES})

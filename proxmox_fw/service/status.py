@@ -22,16 +22,16 @@ from pathlib import Path
 from typing import Any
 
 from proxmox_fw.compile import CompileOptions, firewall_active
+from proxmox_fw.config.loader import load_config
+from proxmox_fw.config.source import DirectorySource
 from proxmox_fw.diagnostics import Diagnostics
-from proxmox_fw.loader import load_config
-from proxmox_fw.localnet import detect_local_network
 from proxmox_fw.nft.apply import loadable_ruleset, table_handles
 from proxmox_fw.nft.client import JsonRunner
 from proxmox_fw.nft.features import KernelFeatures
 from proxmox_fw.nft.objects import BRIDGE, GUEST_TABLE, HOST_TABLE, INET
 from proxmox_fw.service.inputs import compile_node, uses_detected_local_network
-from proxmox_fw.source import DirectorySource
-from proxmox_fw.state import FORCE_DISABLED, is_running, read_state, ruleset_hash
+from proxmox_fw.service.state import FORCE_DISABLED, is_running, read_state, ruleset_hash
+from proxmox_fw.system.localnet import detect_local_network
 
 EXIT_OK = 0
 EXIT_NOT_RUNNING = 1  # or: enabled, but the tables are missing

@@ -11,7 +11,7 @@ from .netutil import nft, nft_json
 
 pytestmark = pytest.mark.fullkernel
 
-SKELETON = Path(__file__).resolve().parents[2] / "proxmox_fw" / "skeleton.nft"
+SKELETON = Path(__file__).resolve().parents[2] / "proxmox_fw" / "nft" / "skeleton.nft"
 TABLES = {("inet", "proxmox-firewall"), ("bridge", "proxmox-firewall-guests")}
 
 

@@ -143,7 +143,7 @@ def test_private_directory_has_the_whole_program_and_nothing_compiled(built: Bui
                     continue
                 rel = f.relative_to(REPO).as_posix()
                 assert f"{PRIV}/{rel}" in paths, f"{rel} is missing from the package"
-    assert f"{PRIV}/proxmox_fw/skeleton.nft" in paths
+    assert f"{PRIV}/proxmox_fw/nft/skeleton.nft" in paths
     assert any(p.startswith(f"{PRIV}/pydantic_core/_pydantic_core.") for p in paths)
     # Byte code is made by py3compile on the target, never shipped; no library scripts;
     # nothing in the system's module path.

@@ -5,8 +5,8 @@ from __future__ import annotations
 import ipaddress
 from pathlib import Path
 
-from proxmox_fw.localnet import resolve_hostname
 from proxmox_fw.pipeline import compile_dir
+from proxmox_fw.system.localnet import resolve_hostname
 
 COROSYNC = """nodelist {
   node {

@@ -1,0 +1,37 @@
+"""``apply``: compiled ruleset → kernel, plus the host settings that are not rules."""
+
+from __future__ import annotations
+
+from proxmox_fw import log
+from proxmox_fw.compile import CompileResult
+from proxmox_fw.nft.apply import apply_ruleset
+from proxmox_fw.nft.client import NftClient
+from proxmox_fw.nft.features import probe_features
+from proxmox_fw.system.sysctl import write_side_effects
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_PARTIAL = 3
+
+
+def apply_config(result: CompileResult, client: NftClient | None = None) -> int:
+    logger = log.get()
+    unreadable = result.config.unreadable if result.config else []
+    if unreadable:
+        logger.error("not applied, previous ruleset kept: cannot read " + ", ".join(unreadable))
+        return EXIT_FAILED
+    features = probe_features()
+    outcome = apply_ruleset(result.ruleset, client or NftClient(), features)
+    if not outcome.ok:
+        logger.error(f"applying the ruleset failed, previous ruleset kept: {outcome.error}")
+        return EXIT_FAILED
+    write_side_effects(result.side_effects)
+    if outcome.missing_features:
+        logger.error(
+            "guest table not applied: this kernel lacks "
+            + ", ".join(outcome.missing_features)
+            + "; host table applied"
+        )
+        return EXIT_PARTIAL
+    logger.info("ruleset applied", tables=",".join(outcome.applied_tables))
+    return EXIT_OK

@@ -1,0 +1,1 @@
+"""The /etc/pve edge: reading files (source) and turning them into models (loader)."""

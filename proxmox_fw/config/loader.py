@@ -1,0 +1,257 @@
+"""Reads every input of one node from a :class:`ConfigSource` into a :class:`PveConfig`.
+
+A missing file means what it means on a real node (cluster.fw → firewall disabled,
+host.fw → defaults, no ``<vmid>.fw`` → guest firewall disabled). A broken file costs
+what it must and no more: the parsers report and skip bad pieces, an unparsable JSON
+file counts as missing, and everything else still loads. Nothing here raises.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
+
+from proxmox_fw.config.source import ConfigSource, Fingerprint
+from proxmox_fw.diagnostics import Diagnostic, Diagnostics
+from proxmox_fw.model import (
+    ClusterFw,
+    Corosync,
+    Guest,
+    GuestFw,
+    GuestKind,
+    HostFw,
+    Ipam,
+    Nic,
+    PveConfig,
+    Sdn,
+    VmListEntry,
+    VnetFw,
+)
+from proxmox_fw.parse.corosync import parse_corosync
+from proxmox_fw.parse.fwfile import parse_cluster_fw, parse_guest_fw, parse_host_fw, parse_vnet_fw
+from proxmox_fw.parse.guestconf import parse_guest_conf
+from proxmox_fw.parse.ipam import parse_ipam
+from proxmox_fw.parse.sdn import parse_sdn
+from proxmox_fw.parse.vmlist import parse_vmlist
+
+CLUSTER_FW = "firewall/cluster.fw"
+COROSYNC_CONF = "corosync.conf"
+VMLIST = ".vmlist"
+SDN_RUNNING_CONFIG = "sdn/.running-config"
+IPAM_FILES = ("sdn/pve-ipam-state.json", "priv/ipam.db")  # current, then legacy
+VNET_FW_DIR = "sdn/firewall"
+MAX_VNET_NAME = 15  # an interface name
+
+_FwT = TypeVar("_FwT", ClusterFw, HostFw, GuestFw)
+_CONF_DIRS: dict[GuestKind, str] = {"qemu": "qemu-server", "lxc": "lxc"}
+
+
+_T = TypeVar("_T")
+
+
+def host_fw_paths(nodename: str) -> tuple[str, str]:
+    """Where host.fw is looked for: the node's own directory, then the ``local`` link."""
+    return (f"nodes/{nodename}/host.fw", "local/host.fw")
+
+
+def guest_fw_path(vmid: int) -> str:
+    return f"firewall/{vmid}.fw"
+
+
+def guest_conf_path(nodename: str, kind: GuestKind, vmid: int) -> str:
+    return f"nodes/{nodename}/{_CONF_DIRS[kind]}/{vmid}.conf"
+
+
+def load_config(
+    source: ConfigSource, nodename: str, diags: Diagnostics, cache: ParseCache | None = None
+) -> PveConfig:
+    """The configuration as node ``nodename`` sees it; problems go to ``diags``.
+
+    Files that exist but cannot be read are listed in ``PveConfig.unreadable``: treating
+    them as missing would silently disable parts of the firewall, so callers that change
+    the kernel keep the previous ruleset instead.
+    """
+    rec = _RecordingSource(source)
+    pc = cache if cache is not None else ParseCache(enabled=False)
+    cfg = PveConfig(
+        nodename=nodename,
+        cluster=_load_cluster(rec, diags, pc),
+        host=_load_host(rec, nodename, diags, pc),
+        corosync=_load_corosync(rec, diags),
+        guests=_load_guests(rec, nodename, diags, pc),
+        sdn=_load_sdn(rec, diags),
+        ipam=_load_ipam(rec, diags),
+        vnets=_load_vnets(rec, diags, pc),
+    )
+    cfg.unreadable = rec.unreadable
+    return cfg
+
+
+class ParseCache:
+    """Parsed files by path and content, for the daemon.
+
+    The daemon reads every input again when any of them changed, but re-parses only the
+    files whose text changed: a cluster.fw with a 100k-entry blacklist costs half a second
+    to parse. Parsers are pure, so a result (and its diagnostics, replayed on every hit)
+    depends only on the text. The models are shared between loads and must not be
+    mutated by their users.
+    """
+
+    def __init__(self, enabled: bool = True) -> None:
+        self.enabled = enabled
+        self._items: dict[str, tuple[bytes, Any, list[Diagnostic]]] = {}
+
+    def parse(self, path: str, text: str, diags: Diagnostics,
+              fn: Callable[[Diagnostics], _T]) -> _T:
+        if not self.enabled:
+            return fn(diags)
+        digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()
+        hit = self._items.get(path)
+        if hit is not None and hit[0] == digest:
+            value, found = hit[1], hit[2]
+        else:
+            local = Diagnostics()
+            value = fn(local)
+            found = list(local)
+            self._items[path] = (digest, value, found)
+        for d in found:
+            diags.add(d.file, d.line, d.message, d.severity)
+        return cast(_T, value)
+
+
+class _RecordingSource:
+    """A source that remembers which existing files could not be read."""
+
+    def __init__(self, source: ConfigSource) -> None:
+        self.source = source
+        self.unreadable: list[str] = []
+
+    def read(self, relpath: str, diags: Diagnostics | None = None) -> str | None:
+        text = self.source.read(relpath, diags)
+        if text is None and self.source.exists(relpath):
+            self.unreadable.append(relpath)
+        return text
+
+    def list_dir(self, relpath: str, diags: Diagnostics | None = None) -> list[str]:
+        return self.source.list_dir(relpath, diags)
+
+    def exists(self, relpath: str) -> bool:
+        return self.source.exists(relpath)
+
+    def fingerprint(self, relpaths: list[str]) -> Fingerprint:
+        return self.source.fingerprint(relpaths)
+
+
+def watched_paths(config: PveConfig) -> list[str]:
+    """Every path whose change can change ``config``: feed to ``source.fingerprint``.
+
+    Missing files are included on purpose: their appearance is a change too. The
+    directory ``sdn/firewall`` is included so a new vnet file is noticed.
+    """
+    node = config.nodename
+    paths = [CLUSTER_FW, *host_fw_paths(node), COROSYNC_CONF, VMLIST, SDN_RUNNING_CONFIG,
+             *IPAM_FILES, VNET_FW_DIR]
+    for vmid, guest in config.guests.items():
+        paths += [guest_fw_path(vmid), guest_conf_path(node, guest.kind, vmid)]
+    paths += [f"{VNET_FW_DIR}/{name}.fw" for name in config.vnets]
+    return paths
+
+
+def _load_cluster(source: ConfigSource, diags: Diagnostics, pc: ParseCache) -> ClusterFw:
+    text = source.read(CLUSTER_FW, diags)
+    if text is None:
+        return ClusterFw()
+    return pc.parse(CLUSTER_FW, text, diags,
+                    lambda d: _present(parse_cluster_fw(text, CLUSTER_FW, d)))
+
+
+def _load_host(source: ConfigSource, nodename: str, diags: Diagnostics, pc: ParseCache) -> HostFw:
+    for path in host_fw_paths(nodename):
+        text = source.read(path, diags)
+        if text is not None:
+            return pc.parse(path, text, diags,
+                            functools.partial(_parse_host, text, path))
+    return HostFw()
+
+
+def _parse_host(text: str, path: str, diags: Diagnostics) -> HostFw:
+    return _present(parse_host_fw(text, path, diags))
+
+
+def _load_corosync(source: ConfigSource, diags: Diagnostics) -> Corosync:
+    text = source.read(COROSYNC_CONF, diags)
+    if text is None:
+        return Corosync()  # a single node without a cluster
+    return parse_corosync(text, COROSYNC_CONF, diags)
+
+
+def _load_guests(
+    source: ConfigSource, nodename: str, diags: Diagnostics, pc: ParseCache
+) -> dict[int, Guest]:
+    text = source.read(VMLIST, diags)
+    if text is None:
+        diags.warning(VMLIST, None, "guest list missing: no guest firewalls")
+        return {}
+    entries = parse_vmlist(text, VMLIST, diags)
+    return {
+        entry.vmid: _load_guest(source, entry, diags, pc)
+        for entry in entries
+        if entry.node == nodename
+    }
+
+
+def _load_guest(
+    source: ConfigSource, entry: VmListEntry, diags: Diagnostics, pc: ParseCache
+) -> Guest:
+    fw_path = guest_fw_path(entry.vmid)
+    fw_text = source.read(fw_path, diags)
+    fw = GuestFw()
+    if fw_text is not None:
+        fw = pc.parse(fw_path, fw_text, diags,
+                      lambda d: _present(parse_guest_fw(fw_text, fw_path, d)))
+    conf_path = guest_conf_path(entry.node, entry.kind, entry.vmid)
+    conf_text = source.read(conf_path, diags)
+    nics: dict[int, Nic] = {}
+    if conf_text is not None:
+        nics = pc.parse(conf_path, conf_text, diags,
+                        lambda d: parse_guest_conf(conf_text, conf_path, entry.kind, d))
+    elif fw.present:
+        diags.warning(fw_path, None, f"guest config {conf_path} missing: guest has no NICs")
+    return Guest(vmid=entry.vmid, kind=entry.kind, node=entry.node, nics=nics, fw=fw)
+
+
+def _load_sdn(source: ConfigSource, diags: Diagnostics) -> Sdn:
+    text = source.read(SDN_RUNNING_CONFIG, diags)
+    return Sdn() if text is None else parse_sdn(text, SDN_RUNNING_CONFIG, diags)
+
+
+def _load_ipam(source: ConfigSource, diags: Diagnostics) -> Ipam:
+    for path in IPAM_FILES:
+        text = source.read(path, diags)
+        if text is not None:
+            return parse_ipam(text, path, diags)
+    return Ipam()
+
+
+def _load_vnets(source: ConfigSource, diags: Diagnostics, pc: ParseCache) -> dict[str, VnetFw]:
+    vnets: dict[str, VnetFw] = {}
+    for entry in source.list_dir(VNET_FW_DIR, diags):
+        name, dot, ext = entry.rpartition(".")
+        if not dot or ext != "fw" or not name:
+            continue
+        path = f"{VNET_FW_DIR}/{entry}"
+        if len(name) > MAX_VNET_NAME:
+            diags.error(path, None, f"vnet name longer than {MAX_VNET_NAME} characters, ignored")
+            continue
+        text = source.read(path, diags)
+        if text is not None:
+            vnets[name] = pc.parse(path, text, diags,
+                                   functools.partial(parse_vnet_fw, text, path, name))
+    return vnets
+
+
+def _present(fw: _FwT) -> _FwT:
+    """Mark a parsed file as present, whatever the parser set."""
+    return fw if fw.present else fw.model_copy(update={"present": True})

@@ -1,0 +1,1 @@
+"""The machine edge: local network, interface altnames, sysctls, the GC pause."""
