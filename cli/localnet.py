@@ -4,24 +4,22 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from proxmox_fw.compile.context import CompileOptions
 from proxmox_fw.compile.host import management_entries
 from proxmox_fw.compile.ipsets import element
 from proxmox_fw.compile.refs import RefScope
-from proxmox_fw.config.loader import load_config
-from proxmox_fw.config.source import DirectorySource
 from proxmox_fw.diagnostics import Diagnostics
+from proxmox_fw.pipeline import host_facts, load_node
 from proxmox_fw.system.localnet import describe, detect_local_network
 
 
 def localnet_report(pve_dir: Path, nodename: str) -> str:
     diags = Diagnostics()
-    cfg = load_config(DirectorySource(pve_dir), nodename, diags)
-    local = detect_local_network(nodename)
+    cfg = load_node(pve_dir, nodename, diags)
+    local = detect_local_network(nodename)  # shown even where an alias overrides it
     alias = cfg.cluster.aliases.get("local_network")
     lines = describe(local, alias.cidr if alias is not None else None)
-    opts = CompileOptions(local_network=local.detected)
-    entries = management_entries(cfg, opts, RefScope(cfg.cluster), Diagnostics())
+    facts = host_facts(cfg, detect_local=lambda: local)
+    entries = management_entries(cfg, facts.options, RefScope(cfg.cluster), Diagnostics())
     lines.append("management ipset:")
     for entry, nomatch in entries:
         el = element(entry)

@@ -64,18 +64,14 @@ def report(diags: Diagnostics, pve_dir: Path) -> None:
 
 
 def _compile(g: Globals, *, honor_nftables_switch: bool = True) -> CompileResult:
-    from proxmox_fw.pipeline import compile_dir
-    from proxmox_fw.system.altnames import interface_altnames
-    from proxmox_fw.system.localnet import detect_local_network
+    from proxmox_fw.pipeline import compile_node, host_facts, load_node
 
-    local = detect_local_network(g.nodename)
-    result = compile_dir(g.pve_dir, g.nodename, local_net=local.detected,
-                         honor_nftables_switch=honor_nftables_switch,
-                         altnames=interface_altnames())
-    uses_detection = result.config is None or "local_network" not in result.config.cluster.aliases
-    if uses_detection:
-        for w in local.warnings:
-            log.get().warning(w)
+    diags = Diagnostics()
+    cfg = load_node(g.pve_dir, g.nodename, diags)
+    facts = host_facts(cfg, honor_nftables_switch=honor_nftables_switch)
+    result = compile_node(cfg, facts, diags)
+    for w in facts.warnings:
+        log.get().warning(w)
     report(result.diagnostics, g.pve_dir)
     return result
 

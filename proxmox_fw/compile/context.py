@@ -21,8 +21,6 @@ class CompileOptions:
     # The node's own network (seed §13.5.1), used for ``local_network`` when cluster.fw does
     # not define that alias. None: not detected (a warning is emitted).
     local_network: Cidr | None = None
-    # Extra addresses of this node for ``localnet`` output only.
-    local_ip: ipaddress.IPv4Address | ipaddress.IPv6Address | None = None
     # Interface altnames -> kernel names for host ``-i`` matches.
     altnames: dict[str, str] = field(default_factory=dict)
     # Addresses of host names used as corosync link addresses (lowercased name ->

@@ -39,7 +39,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from proxmox_fw import log
-from proxmox_fw.compile import CompileOptions, CompileResult, firewall_active
+from proxmox_fw.compile import CompileResult
 from proxmox_fw.config.loader import CLUSTER_FW, host_fw_paths
 from proxmox_fw.config.source import ConfigSource, DirectorySource
 from proxmox_fw.diagnostics import Severity
@@ -48,7 +48,8 @@ from proxmox_fw.nft.client import JsonRunner
 from proxmox_fw.nft.diff import RenderedRuleset, UpdatePlan, plan_update
 from proxmox_fw.nft.features import KernelFeatures
 from proxmox_fw.nft.generation import ruleset_generation, shape_digest
-from proxmox_fw.service.inputs import InputWatcher, LocalNetWatcher, Snapshot, compile_node
+from proxmox_fw.pipeline import compile_node, firewall_enabled
+from proxmox_fw.service.inputs import InputWatcher, LocalNetWatcher, Snapshot
 from proxmox_fw.service.signals import SignalWaiter
 from proxmox_fw.service.state import (
     ACTIVE,
@@ -165,7 +166,7 @@ class Daemon:
             return Outcome.IDLE
         self.log.debug("reading configuration", changed=",".join(self.inputs.why_changed()))
         snapshot = self.inputs.read()
-        result = compile_node(snapshot.config, snapshot.local, snapshot.diagnostics)
+        result = compile_node(snapshot.config, snapshot.facts, snapshot.diagnostics)
         self._log_diagnostics(snapshot, result)
         unreadable = snapshot.config.unreadable
         self.state.unreadable = list(unreadable)
@@ -270,7 +271,7 @@ class Daemon:
     ) -> Outcome:
         cfg = result.config
         why = "the configuration disables the firewall"
-        if cfg is not None and not firewall_active(cfg, CompileOptions()):
+        if cfg is not None and not firewall_enabled(cfg):
             why += f" (cluster enable: {int(cfg.cluster.options.enable)}, " \
                    f"host nftables: {int(cfg.host.options.nftables)})"
         removed = remove_tables(self.client)
@@ -359,9 +360,8 @@ class Daemon:
         for d in result.diagnostics:
             place = str(self.opts.pve_dir / d.file) + (f":{d.line}" if d.line else "")
             lines[f"{place}: {d.message}"] = (d.severity, d.message, place)
-        if snapshot.local is not None:
-            for w in snapshot.local.warnings:
-                lines[w] = (Severity.WARNING, w, None)
+        for w in snapshot.facts.warnings:
+            lines[w] = (Severity.WARNING, w, None)
         for key, (severity, message, where) in lines.items():
             if key in self._logged_diags:
                 continue

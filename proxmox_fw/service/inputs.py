@@ -29,7 +29,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from proxmox_fw.compile import CompileOptions, CompileResult, compile_config
 from proxmox_fw.config.loader import (
     IPAM_FILES,
     SDN_RUNNING_CONFIG,
@@ -41,13 +40,12 @@ from proxmox_fw.config.loader import (
 from proxmox_fw.config.source import ConfigSource, Fingerprint
 from proxmox_fw.diagnostics import Diagnostics
 from proxmox_fw.model import PveConfig
-from proxmox_fw.system.altnames import interface_altnames
+from proxmox_fw.pipeline import HostFacts, host_facts
 from proxmox_fw.system.localnet import (
     IPRouteNetlink,
     LocalNet,
     NetlinkView,
     Resolver,
-    corosync_hostnames,
     detect_local_network,
     resolve_hostname,
 )
@@ -55,20 +53,6 @@ from proxmox_fw.system.localnet import (
 RACY_NS = 2_000_000_000  # covers 1 s mtime granularity plus clock skew of the writer
 JSON_INPUTS = frozenset({VMLIST, SDN_RUNNING_CONFIG, *IPAM_FILES})
 HOSTS_FILE = "/etc/hosts"  # where the node name usually resolves
-
-
-def uses_detected_local_network(cfg: PveConfig) -> bool:
-    """Local network detection matters only without a ``local_network`` alias."""
-    return "local_network" not in cfg.cluster.aliases
-
-
-def compile_node(cfg: PveConfig, local: LocalNet | None, diags: Diagnostics) -> CompileResult:
-    """Compile as the daemon does (``nftables: 1`` honoured); ``status`` uses it too, so
-    both arrive at the same ruleset and hash."""
-    opts = CompileOptions(local_network=local.detected if local is not None else None,
-                          altnames=interface_altnames(),
-                          hostnames=corosync_hostnames(cfg))
-    return compile_config(cfg, opts, diags)
 
 
 class LastGoodSource:
@@ -171,7 +155,7 @@ class Snapshot:
     """One read of the configuration, with what it took to read it."""
 
     config: PveConfig
-    local: LocalNet | None  # None: the configuration sets local_network itself
+    facts: HostFacts  # what the compiler takes from this machine, as of this read
     diagnostics: Diagnostics
 
 
@@ -224,9 +208,9 @@ class InputWatcher:
         self._racy = any(
             stamp is not None and stamp[0] >= started - RACY_NS for _, stamp in fingerprint
         )
-        self._uses_localnet = uses_detected_local_network(cfg)
-        local = self.localnet.current() if self._uses_localnet else None
-        return Snapshot(cfg, local, diags)
+        facts = host_facts(cfg, detect_local=self.localnet.current)
+        self._uses_localnet = facts.local is not None
+        return Snapshot(cfg, facts, diags)
 
     def forget(self) -> None:
         """Make the next :meth:`changed` true (SIGHUP: re-read and re-parse everything)."""

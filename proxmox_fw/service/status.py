@@ -21,17 +21,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from proxmox_fw.compile import CompileOptions, firewall_active
-from proxmox_fw.config.loader import load_config
-from proxmox_fw.config.source import DirectorySource
 from proxmox_fw.diagnostics import Diagnostics
 from proxmox_fw.nft.apply import loadable_ruleset, table_handles
 from proxmox_fw.nft.client import JsonRunner
 from proxmox_fw.nft.features import KernelFeatures
 from proxmox_fw.nft.objects import BRIDGE, GUEST_TABLE, HOST_TABLE, INET
-from proxmox_fw.service.inputs import compile_node, uses_detected_local_network
+from proxmox_fw.pipeline import compile_node, firewall_enabled, host_facts, load_node
 from proxmox_fw.service.state import FORCE_DISABLED, is_running, read_state, ruleset_hash
-from proxmox_fw.system.localnet import detect_local_network
 
 EXIT_OK = 0
 EXIT_NOT_RUNNING = 1  # or: enabled, but the tables are missing
@@ -71,13 +67,12 @@ def collect_status(
     features: KernelFeatures,
 ) -> StatusReport:
     diags = Diagnostics()
-    cfg = load_config(DirectorySource(pve_dir), nodename, diags)
-    local = detect_local_network(nodename) if uses_detected_local_network(cfg) else None
-    result = compile_node(cfg, local, diags)
+    cfg = load_node(pve_dir, nodename, diags)
+    result = compile_node(cfg, host_facts(cfg), diags)
     loadable, missing = loadable_ruleset(result.ruleset, features)
     flagged = flag.exists()
     report = StatusReport(
-        config_enabled=firewall_active(cfg, CompileOptions()),
+        config_enabled=firewall_enabled(cfg),
         config_detail=f"cluster enable: {int(cfg.cluster.options.enable)}, "
                       f"host nftables: {int(cfg.host.options.nftables)}",
         force_disabled=flagged,

@@ -21,9 +21,10 @@ import pytest
 import structlog
 
 from proxmox_fw.nft.features import KernelFeatures
+from proxmox_fw.pipeline import compile_node
 from proxmox_fw.service import Daemon, DaemonOptions, Outcome, run
 from proxmox_fw.service import daemon as daemon_module
-from proxmox_fw.service.inputs import LocalNetWatcher, compile_node
+from proxmox_fw.service.inputs import LocalNetWatcher
 from proxmox_fw.service.state import read_state
 from tests.unit.service.daemonlib import (
     HOST_FW,

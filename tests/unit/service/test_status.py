@@ -17,7 +17,7 @@ from proxmox_fw.config.source import DirectorySource
 from proxmox_fw.diagnostics import Diagnostics
 from proxmox_fw.nft.apply import loadable_ruleset
 from proxmox_fw.nft.features import KernelFeatures
-from proxmox_fw.service.inputs import compile_node
+from proxmox_fw.pipeline import compile_node, host_facts
 from proxmox_fw.service.state import (
     ACTIVE,
     DISABLED,
@@ -29,6 +29,7 @@ from proxmox_fw.service.state import (
     write_state,
 )
 from proxmox_fw.service.status import StatusReport, collect_status, format_status
+from proxmox_fw.system.localnet import LocalNet
 from tests.unit.service.daemonlib import HOST_FW, NODE, REPO, FakeClient, edit, write_tree
 
 HOST = "inet proxmox-firewall"
@@ -39,7 +40,8 @@ NO_GUESTS = KernelFeatures(bridge_conntrack=False, bridge_reject=False, bridge_m
 def digest(tree: Path, features: KernelFeatures = NO_GUESTS) -> str:
     diags = Diagnostics()
     cfg = load_config(DirectorySource(tree), NODE, diags)
-    rs, _ = loadable_ruleset(compile_node(cfg, None, diags).ruleset, features)
+    facts = host_facts(cfg, detect_local=lambda: LocalNet(NODE))
+    rs, _ = loadable_ruleset(compile_node(cfg, facts, diags).ruleset, features)
     return ruleset_hash(rs)
 
 
