@@ -18,6 +18,11 @@ class Severity(StrEnum):
     INFO = "info"
 
 
+class RuleError(ValueError):
+    """Why one rule is dropped, by the parser or the compiler; ``str(err)`` is the message
+    of its diagnostic, which the catcher reports at the rule's file and line."""
+
+
 @dataclass(frozen=True, slots=True)
 class Diagnostic:
     file: str

@@ -71,7 +71,7 @@ def compile_guests(cfg: PveConfig, opts: CompileOptions, diags: Diagnostics) -> 
     for name in ("vm-map-in", "vm-map-out", "bridge-map"):
         table.map(name)
     if not cfg.host.options.nf_conntrack_allow_invalid:
-        table.chain("invalid-conntrack").add([x.drop()], f"nodes/{cfg.nodename}/host.fw")
+        table.chain("invalid-conntrack").add([x.drop()], cfg.host.file)
 
     sdn = sdn_entries(cfg.sdn, cfg.ipam)
     dc_scope = RefScope(cfg.cluster, sdn_sets=frozenset(sdn))
@@ -158,7 +158,7 @@ def _guest(
 ) -> None:
     vmid = guest.vmid
     opts = guest.fw.options
-    fwfile = f"firewall/{vmid}.fw"
+    fwfile = guest.fw.file
     scope = RefScope(cfg.cluster, guest.fw, vmid, frozenset(sdn))
     nics = firewalled_nics(guest)
     ports = {n.key: guest.port_name(n.index) for n in nics}

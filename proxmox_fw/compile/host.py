@@ -112,7 +112,7 @@ def management_entries(
         entries.append((net, False))
     else:
         diags.warning(
-            "firewall/cluster.fw", None,
+            cfg.cluster.file, None,
             "local network could not be detected and no 'local_network' alias is set: "
             "management access is limited to the 'management' ipset",
         )
@@ -196,7 +196,7 @@ def _ct_helpers(table: Table, cfg: PveConfig, diags: Diagnostics) -> None:
     for name in cfg.host.options.nf_conntrack_helpers:
         d = defs.get(name)
         if d is None:
-            diags.warning("nodes/" + cfg.nodename + "/host.fw", None,
+            diags.warning(cfg.host.file, None,
                           f"unknown conntrack helper '{name}' ignored")
             continue
         obj = f"helper-{d.name}-{d.proto}"
@@ -214,7 +214,7 @@ def _host_options(table: Table, cfg: PveConfig) -> None:
     ratelimit = cfg.cluster.options.log_ratelimit
     opt_in = table.chain("option-in")
     opt_out = table.chain("option-out")
-    origin = f"nodes/{cfg.nodename}/host.fw"
+    origin = cfg.host.file
     opt_in.add([x.jump("allow-ndp-in" if o.ndp else "block-ndp-in")], origin)
     opt_out.add([x.jump("allow-ndp-out" if o.ndp else "block-ndp-out")], origin)
     if o.protection_synflood:
@@ -254,7 +254,7 @@ def _policy(table: Table, cfg: PveConfig, direction: Direction, tgt: RuleTarget)
         Direction.FORWARD: hopts.log_level_forward,
     }[direction]
     chain = table.chain(f"cluster-{direction.value}")
-    origin = "firewall/cluster.fw"
+    origin = cfg.cluster.file
     if policy is not Verdict.ACCEPT and direction is Direction.IN:
         chain.add([x.jump("drop-noise")], origin)
     logs = log_statements(copts.log_ratelimit, 0, level or LogLevel.NOLOG, chain.name, policy)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from proxmox_fw.compile.loglevel import log_statements
 from proxmox_fw.compile.macros import MacroPart, macro_parts
 from proxmox_fw.compile.refs import RefScope
-from proxmox_fw.diagnostics import Diagnostics
+from proxmox_fw.diagnostics import Diagnostics, RuleError
 from proxmox_fw.model import (
     AddressMatch,
     AliasRef,
@@ -37,10 +37,6 @@ from proxmox_fw.nft.expr import Json
 from proxmox_fw.nft.objects import Rule as NftRule
 
 Alt = tuple[Family | None, list[Json]]  # (family the matches pin, or None; matches)
-
-
-class RuleError(Exception):
-    """Why one rule cannot be compiled; reported with the rule's file and line."""
 
 
 @dataclass(slots=True)

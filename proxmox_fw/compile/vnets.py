@@ -25,7 +25,7 @@ def vnet_chain(
 ) -> Chain:
     """``bridge-<vnet>``: conntrack first, the FORWARD rules, then the logged policy."""
     chain = table.chain(f"bridge-{vnet.name}")
-    origin = f"sdn/firewall/{vnet.name}.fw"
+    origin = vnet.file
     chain.add([x.jump("before-bridge")], origin)
     ratelimit = cfg.cluster.options.log_ratelimit
     tgt = RuleTarget(chain.name, Direction.FORWARD, scope, ratelimit,

@@ -207,7 +207,7 @@ def _load_guest(
 ) -> Guest:
     fw_path = guest_fw_path(entry.vmid)
     fw_text = source.read(fw_path, diags)
-    fw = GuestFw()
+    fw = GuestFw(file=fw_path)
     if fw_text is not None:
         fw = pc.parse(fw_path, fw_text, diags,
                       lambda d: _present(parse_guest_fw(fw_text, fw_path, d)))

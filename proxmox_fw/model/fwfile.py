@@ -102,8 +102,14 @@ class VnetOptions(Model):
 
 
 class ClusterFw(Model):
-    """``firewall/cluster.fw``. ``present`` is False when the file does not exist."""
+    """``firewall/cluster.fw``. ``present`` is False when the file does not exist.
 
+    ``file`` (in every ``*Fw``) is the path, relative to the pve dir, the file was read
+    from, or where it is looked for first when missing; rules made from its options carry
+    it as their origin.
+    """
+
+    file: str = "firewall/cluster.fw"
     present: bool = False
     options: ClusterOptions = Field(default_factory=ClusterOptions)
     aliases: dict[str, Alias] = Field(default_factory=dict)  # key: lowercased name
@@ -113,6 +119,10 @@ class ClusterFw(Model):
 
 
 class HostFw(Model):
+    """``nodes/<node>/host.fw`` or ``local/host.fw``, whichever was found; the latter
+    when neither was (``/etc/pve/local`` is this node's own directory)."""
+
+    file: str = "local/host.fw"
     present: bool = False
     options: HostOptions = Field(default_factory=HostOptions)
     rules: list[Rule] = Field(default_factory=list)
@@ -121,6 +131,7 @@ class HostFw(Model):
 class GuestFw(Model):
     """``firewall/<vmid>.fw``."""
 
+    file: str = ""
     present: bool = False
     options: GuestOptions = Field(default_factory=GuestOptions)
     aliases: dict[str, Alias] = Field(default_factory=dict)
@@ -131,6 +142,7 @@ class GuestFw(Model):
 class VnetFw(Model):
     """``sdn/firewall/<vnet>.fw``."""
 
+    file: str
     name: str
     options: VnetOptions = Field(default_factory=VnetOptions)
     rules: list[Rule] = Field(default_factory=list)

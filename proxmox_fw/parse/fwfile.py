@@ -289,6 +289,7 @@ def parse_cluster_fw(text: str, file: str, diags: Diagnostics,
     """``firewall/cluster.fw``. ``now`` is the clock for ``enable: <timestamp>``."""
     parsed = _parse(text, file, "cluster", diags, now)
     return ClusterFw(
+        file=file,
         present=True,
         options=ClusterOptions.model_validate(parsed.options.values),
         aliases=parsed.aliases,
@@ -302,6 +303,7 @@ def parse_host_fw(text: str, file: str, diags: Diagnostics) -> HostFw:
     """``nodes/<node>/host.fw``."""
     parsed = _parse(text, file, "host", diags)
     return HostFw(
+        file=file,
         present=True,
         options=HostOptions.model_validate(parsed.options.values),
         rules=parsed.rules,
@@ -312,6 +314,7 @@ def parse_guest_fw(text: str, file: str, diags: Diagnostics) -> GuestFw:
     """``firewall/<vmid>.fw``."""
     parsed = _parse(text, file, "guest", diags)
     return GuestFw(
+        file=file,
         present=True,
         options=GuestOptions.model_validate(parsed.options.values),
         aliases=parsed.aliases,
@@ -324,6 +327,7 @@ def parse_vnet_fw(text: str, file: str, name: str, diags: Diagnostics) -> VnetFw
     """``sdn/firewall/<name>.fw``: the forward firewall of one vnet (bridge)."""
     parsed = _parse(text, file, "vnet", diags)
     return VnetFw(
+        file=file,
         name=name,
         options=VnetOptions.model_validate(parsed.options.values),
         rules=parsed.rules,

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Final, Literal
 
 from proxmox_fw.data import Macro, find_macro
-from proxmox_fw.diagnostics import Diagnostics
+from proxmox_fw.diagnostics import Diagnostics, RuleError
 from proxmox_fw.model import (
     AddressMatch,
     Direction,
@@ -38,10 +38,6 @@ from proxmox_fw.parse.values import (
 )
 
 RuleScope = Literal["cluster", "host", "guest", "vnet", "group"]
-
-
-class RuleError(ValueError):
-    """The rule is invalid; ``str(err)`` is the diagnostic message."""
 
 
 # Every accepted flag spelling (without its dashes) -> canonical flag.

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from proxmox_fw.compile import CompileOptions, compile_config
+from proxmox_fw.diagnostics import Diagnostics
+from proxmox_fw.model import PveConfig
 from proxmox_fw.nft.objects import Table
+from proxmox_fw.parse.fwfile import parse_cluster_fw, parse_host_fw
 
 from .conftest import Compile
 
@@ -226,3 +230,22 @@ def test_side_effects_only_in_result(compile_texts: Compile) -> None:
 def test_disabled_rule_is_not_compiled(compile_texts: Compile) -> None:
     res = compile_texts(cluster="[OPTIONS]\nenable: 1\n[RULES]\n|IN ACCEPT -p tcp -dport 22\n")
     assert len(res.ruleset.host.chains["cluster-in"].rules) == 2
+
+
+def test_option_rules_cite_the_file_they_came_from() -> None:
+    """host.fw read from ``local/host.fw`` (the node's own directory had none): the option
+    chains say so, and do not invent ``nodes/<node>/host.fw``."""
+    diags = Diagnostics()
+    cfg = PveConfig(
+        nodename="pve1",
+        cluster=parse_cluster_fw("[OPTIONS]\nenable: 1\n[RULES]\nIN ACCEPT -p tcp\n",
+                                 "firewall/cluster.fw", diags),
+        host=parse_host_fw("[OPTIONS]\nnftables: 1\nnf_conntrack_helpers: ftp\n",
+                           "local/host.fw", diags),
+    )
+    t = compile_config(cfg, CompileOptions(), diags).ruleset.host
+    assert {r.origin for r in t.chains["option-in"].rules} == {"local/host.fw"}
+    assert {r.origin for r in t.chains["invalid-conntrack"].rules} == {"local/host.fw"}
+    assert [r.origin for r in t.chains["cluster-in"].rules] == [
+        "firewall/cluster.fw:4", "firewall/cluster.fw", "firewall/cluster.fw"
+    ]

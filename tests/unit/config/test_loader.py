@@ -101,12 +101,24 @@ def test_host_fw_falls_back_to_local(tmp_path: Path) -> None:
     cfg, diags = load(tmp_path, files)
     assert not diags.items
     assert cfg.host.present and cfg.host.options.tcpflags
+    assert cfg.host.file == "local/host.fw"
 
 
 def test_node_host_fw_preferred_over_local(tmp_path: Path) -> None:
     files = {**TREE, "local/host.fw": "[OPTIONS]\ntcpflags: 1\n"}
     cfg, _ = load(tmp_path, files)
     assert cfg.host.options.nftables and not cfg.host.options.tcpflags
+    assert cfg.host.file == "nodes/pve1/host.fw"
+
+
+def test_each_fw_file_knows_where_it_was_read(tmp_path: Path) -> None:
+    """Rules made from options cite the file they came from, so it is in the model."""
+    files = {k: v for k, v in TREE.items() if k != "nodes/pve1/host.fw"}
+    cfg, _ = load(tmp_path, files)
+    assert (cfg.cluster.file, cfg.host.file) == ("firewall/cluster.fw", "local/host.fw")
+    assert not cfg.host.present  # missing: the node's own directory, by its other name
+    assert [cfg.guests[v].fw.file for v in (100, 101)] == ["firewall/100.fw", "firewall/101.fw"]
+    assert cfg.vnets["vnet1"].file == "sdn/firewall/vnet1.fw"
 
 
 def test_legacy_ipam_used_when_current_missing(tmp_path: Path) -> None:
