@@ -5,7 +5,8 @@ Option defaults are the *effective* upstream defaults (see the notes), not the s
 
 from __future__ import annotations
 
-from typing import Literal
+from enum import StrEnum
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field
 
@@ -49,8 +50,26 @@ class LogRateLimit(Model):
     burst: int = 5
 
 
+class OptionSyntax(StrEnum):
+    """Marks an option field whose text is not plain syntax of its type (``Annotated``
+    metadata); ``parse/options.py`` holds the parser of each and of each plain type.
+
+    The ``*Options`` models are the option table: one field per ``key: value`` of
+    ``[OPTIONS]``, the key being the field name; ``WITHOUT_EFFECT`` lists keys upstream
+    accepts that this firewall takes and ignores.
+    """
+
+    ENABLE_OR_TIMESTAMP = "boolean, or Perl's Unix time of enabling"
+    CONNTRACK_HELPERS = "comma-separated conntrack helper names"
+    LIMIT_RATE = "a kernel limit rate (packets per second)"
+    LIMIT_BURST = "a kernel limit burst"
+    QUEUE_RANGE = "an NFQUEUE number or range N:M"
+
+
 class ClusterOptions(Model):
-    enable: bool = False
+    WITHOUT_EFFECT: ClassVar[frozenset[str]] = frozenset()
+
+    enable: Annotated[bool, OptionSyntax.ENABLE_OR_TIMESTAMP] = False
     policy_in: Verdict = Verdict.DROP
     policy_out: Verdict = Verdict.ACCEPT
     policy_forward: Verdict = Verdict.ACCEPT
@@ -59,6 +78,8 @@ class ClusterOptions(Model):
 
 
 class HostOptions(Model):
+    WITHOUT_EFFECT: ClassVar[frozenset[str]] = frozenset({"protection_limit"})
+
     enable: bool = True
     nftables: bool = False
     log_level_in: LogLevel = LogLevel.NOLOG
@@ -70,17 +91,21 @@ class HostOptions(Model):
     smurf_log_level: LogLevel = LogLevel.NOLOG
     ndp: bool = True
     nf_conntrack_allow_invalid: bool = False
-    nf_conntrack_helpers: list[str] = Field(default_factory=list)
+    nf_conntrack_helpers: Annotated[list[str], OptionSyntax.CONNTRACK_HELPERS] = Field(
+        default_factory=list
+    )
     nf_conntrack_max: int | None = None
     nf_conntrack_tcp_timeout_established: int | None = None
     nf_conntrack_tcp_timeout_syn_recv: int | None = None
     protection_synflood: bool = False
-    protection_synflood_rate: int = 200
-    protection_synflood_burst: int = 1000
+    protection_synflood_rate: Annotated[int, OptionSyntax.LIMIT_RATE] = 200
+    protection_synflood_burst: Annotated[int, OptionSyntax.LIMIT_BURST] = 1000
     log_nf_conntrack: bool = False
 
 
 class GuestOptions(Model):
+    WITHOUT_EFFECT: ClassVar[frozenset[str]] = frozenset({"policy_forward", "layer2_protocols"})
+
     enable: bool = False
     policy_in: Verdict = Verdict.DROP
     policy_out: Verdict = Verdict.ACCEPT
@@ -92,10 +117,13 @@ class GuestOptions(Model):
     radv: bool = False
     ipfilter: bool = False
     ips: bool = False
-    ips_queues: tuple[int, int] | None = None  # "N" -> (N, N), "N:M" -> (N, M)
+    # "N" -> (N, N), "N:M" -> (N, M)
+    ips_queues: Annotated[tuple[int, int] | None, OptionSyntax.QUEUE_RANGE] = None
 
 
 class VnetOptions(Model):
+    WITHOUT_EFFECT: ClassVar[frozenset[str]] = frozenset()
+
     enable: bool = False
     policy_forward: Verdict = Verdict.ACCEPT
     log_level_forward: LogLevel = LogLevel.NOLOG

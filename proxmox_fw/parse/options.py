@@ -1,5 +1,9 @@
 """``[OPTIONS]`` lines: ``key: value`` validated per file kind.
 
+An option is declared once, as a field of its file's ``*Options`` model
+(``model/fwfile.py``): the table of keys here is derived from the fields' types, and the
+few options with a syntax of their own carry an ``OptionSyntax`` marker.
+
 Keys and booleans ignore case (Perl and Rust each accept a subset). A bad value costs
 its line and leaves the default; an unknown key is a warning. Keys that upstream accepts
 but this firewall has no use for are taken with an info diagnostic, never an error.
@@ -10,11 +14,20 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Final, Literal, NamedTuple
+from typing import Final, Literal, NamedTuple, get_args
 
 from proxmox_fw.data import find_ct_helper
 from proxmox_fw.diagnostics import Diagnostics, Severity
-from proxmox_fw.model import LogRateLimit
+from proxmox_fw.model import (
+    ClusterOptions,
+    GuestOptions,
+    HostOptions,
+    LogLevel,
+    LogRateLimit,
+    OptionSyntax,
+    Verdict,
+    VnetOptions,
+)
 from proxmox_fw.parse.values import (
     ValueParseError,
     parse_bool,
@@ -189,71 +202,53 @@ def _log_ratelimit(value: str, _ctx: OptionContext) -> LogRateLimit:
     return parse_log_ratelimit(value)
 
 
-def _log(field: str) -> OptionSpec:
-    return OptionSpec(field, _log_level, empty_means_default=True)
-
-
-def _same(parse: OptionParser, *fields: str) -> dict[str, OptionSpec]:
-    return {f: OptionSpec(f, parse) for f in fields}
-
-
-CLUSTER_OPTIONS: Final[Mapping[str, OptionSpec]] = {
-    "enable": OptionSpec("enable", _cluster_enable),
-    **_same(_verdict, "policy_in", "policy_out", "policy_forward"),
-    "log_ratelimit": OptionSpec("log_ratelimit", _log_ratelimit),
-    "ebtables": OptionSpec("ebtables", _bool),
+# Parsers by field type, and by the OptionSyntax a field is annotated with. Each entry:
+# (parser, whether an empty value resets the option to its default).
+_BY_TYPE: Final[Mapping[object, tuple[OptionParser, bool]]] = {
+    bool: (_bool, False),
+    int: (_uint, False),
+    Verdict: (_verdict, False),
+    LogLevel: (_log_level, True),
+    LogRateLimit: (_log_ratelimit, False),
+}
+_BY_SYNTAX: Final[Mapping[OptionSyntax, tuple[OptionParser, bool]]] = {
+    OptionSyntax.ENABLE_OR_TIMESTAMP: (_cluster_enable, False),
+    OptionSyntax.CONNTRACK_HELPERS: (_conntrack_helpers, True),
+    OptionSyntax.LIMIT_RATE: (_limit_rate, False),
+    OptionSyntax.LIMIT_BURST: (_limit_burst, False),
+    OptionSyntax.QUEUE_RANGE: (_ips_queues, False),
+}
+OptionModel = type[ClusterOptions] | type[HostOptions] | type[GuestOptions] | type[VnetOptions]
+OPTION_MODELS: Final[Mapping[FileKind, OptionModel]] = {
+    "cluster": ClusterOptions,
+    "host": HostOptions,
+    "guest": GuestOptions,
+    "vnet": VnetOptions,
 }
 
-HOST_OPTIONS: Final[Mapping[str, OptionSpec]] = {
-    **_same(
-        _bool,
-        "enable",
-        "nftables",
-        "tcpflags",
-        "nosmurfs",
-        "ndp",
-        "nf_conntrack_allow_invalid",
-        "protection_synflood",
-        "log_nf_conntrack",
-    ),
-    **{f: _log(f) for f in (
-        "log_level_in", "log_level_out", "log_level_forward", "tcp_flags_log_level",
-        "smurf_log_level",
-    )},
-    "nf_conntrack_helpers": OptionSpec(
-        "nf_conntrack_helpers", _conntrack_helpers, empty_means_default=True
-    ),
-    **_same(
-        _uint,
-        "nf_conntrack_max",
-        "nf_conntrack_tcp_timeout_established",
-        "nf_conntrack_tcp_timeout_syn_recv",
-    ),
-    "protection_synflood_rate": OptionSpec("protection_synflood_rate", _limit_rate),
-    "protection_synflood_burst": OptionSpec("protection_synflood_burst", _limit_burst),
-    "protection_limit": OptionSpec(None, _ignored),
-}
 
-GUEST_OPTIONS: Final[Mapping[str, OptionSpec]] = {
-    **_same(_bool, "enable", "macfilter", "dhcp", "ndp", "radv", "ipfilter", "ips"),
-    **_same(_verdict, "policy_in", "policy_out"),
-    **{f: _log(f) for f in ("log_level_in", "log_level_out")},
-    "ips_queues": OptionSpec("ips_queues", _ips_queues),
-    "policy_forward": OptionSpec(None, _ignored),
-    "layer2_protocols": OptionSpec(None, _ignored),
-}
+def _field_parser(model: OptionModel, name: str) -> tuple[OptionParser, bool]:
+    info = model.model_fields[name]
+    syntax = [m for m in info.metadata if isinstance(m, OptionSyntax)]
+    if syntax:
+        return _BY_SYNTAX[syntax[0]]
+    plain = [a for a in get_args(info.annotation) if a is not type(None)] or [info.annotation]
+    if len(plain) == 1 and plain[0] in _BY_TYPE:
+        return _BY_TYPE[plain[0]]
+    raise TypeError(f"{model.__name__}.{name}: no option parser for {info.annotation}; "
+                    "annotate it with an OptionSyntax")
 
-VNET_OPTIONS: Final[Mapping[str, OptionSpec]] = {
-    "enable": OptionSpec("enable", _bool),
-    "policy_forward": OptionSpec("policy_forward", _verdict),
-    "log_level_forward": _log("log_level_forward"),
-}
+
+def option_table(model: OptionModel) -> dict[str, OptionSpec]:
+    """The ``[OPTIONS]`` keys of one file kind, derived from its model: every field is an
+    option of the same name, parsed by its type or its ``OptionSyntax``."""
+    table = {name: OptionSpec(name, *_field_parser(model, name)) for name in model.model_fields}
+    table.update({name: OptionSpec(None, _ignored) for name in model.WITHOUT_EFFECT})
+    return table
+
 
 OPTIONS_BY_KIND: Final[Mapping[FileKind, Mapping[str, OptionSpec]]] = {
-    "cluster": CLUSTER_OPTIONS,
-    "host": HOST_OPTIONS,
-    "guest": GUEST_OPTIONS,
-    "vnet": VNET_OPTIONS,
+    kind: option_table(model) for kind, model in OPTION_MODELS.items()
 }
 
 _LINE_RE: Final = re.compile(r"([A-Za-z0-9_-]+)\s*:\s*(.*)")

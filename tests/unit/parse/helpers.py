@@ -7,7 +7,14 @@ from collections.abc import Callable
 from typing import Any
 
 from proxmox_fw.diagnostics import Diagnostic, Diagnostics, Severity
-from proxmox_fw.model import Origin, Rule
+from proxmox_fw.model import (
+    ClusterOptions,
+    GuestOptions,
+    HostOptions,
+    Origin,
+    Rule,
+    VnetOptions,
+)
 from proxmox_fw.parse import (
     RuleScope,
     parse_cluster_fw,
@@ -25,6 +32,17 @@ FILES = {
     "guest": "firewall/100.fw",
     "vnet": "sdn/firewall/vnet0.fw",
 }
+
+DEFAULTS: dict[str, Any] = {
+    "cluster": ClusterOptions(),
+    "host": HostOptions(),
+    "guest": GuestOptions(),
+    "vnet": VnetOptions(),
+}
+
+
+def messages(diags: Diagnostics) -> list[tuple[int | None, str, str]]:
+    return [(d.line, d.severity.value, d.message) for d in diags]
 
 
 def errors(diags: Diagnostics) -> list[Diagnostic]:
