@@ -14,8 +14,8 @@ from tests.harness.trace import (
     Flow,
     Packet,
     TraceEvent,
-    _signed_verdict,
     parse_packet,
+    signed_verdict,
 )
 
 
@@ -74,10 +74,10 @@ def test_parse_without_network_header() -> None:
 
 
 def test_verdict_codes() -> None:
-    assert _signed_verdict(verdict_attr(NF_DROP)) == NF_DROP
-    assert _signed_verdict(verdict_attr(NF_ACCEPT)) == NF_ACCEPT
-    assert _signed_verdict(verdict_attr(-1)) == -1  # NFT_CONTINUE
-    assert _signed_verdict(verdict_attr((13 << 16) | NF_DROP)) == NF_DROP  # drop with errno
+    assert signed_verdict(verdict_attr(NF_DROP)) == NF_DROP
+    assert signed_verdict(verdict_attr(NF_ACCEPT)) == NF_ACCEPT
+    assert signed_verdict(verdict_attr(-1)) == -1  # NFT_CONTINUE
+    assert signed_verdict(verdict_attr((13 << 16) | NF_DROP)) == NF_DROP  # drop with errno
 
 
 def test_dropped_means_rule_drop_or_drop_policy() -> None:
