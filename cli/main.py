@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 
+from cli.counters import counters_cmd
 from proxmox_fw import log
 from proxmox_fw.compile import CompileResult
 from proxmox_fw.diagnostics import Diagnostics, Severity
@@ -241,6 +242,9 @@ def status(
     else:
         sys.stdout.write(format_status(report))
     raise typer.Exit(report.exit_code)
+
+
+app.command("counters")(counters_cmd)
 
 
 def main() -> None:

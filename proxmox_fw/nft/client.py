@@ -87,6 +87,19 @@ class NftClient:
                 self._nft.set_terse_output(False)
         return Result(rc == 0, _parse_output(out), err)
 
+    def list_table_text(self, family: str, name: str) -> Result:
+        """nft's own text of a table, terse (no set elements) with rule handles, as
+        ``nft -t -a list table`` prints it: what operators read."""
+        with _LOCK:
+            self._nft.set_json_output(False)
+            self._nft.set_terse_output(True)
+            try:
+                rc, out, err = self._nft.cmd(f"list table {family} {name}")
+            finally:
+                self._nft.set_terse_output(False)
+                self._nft.set_json_output(True)
+        return Result(rc == 0, out, err)
+
 
 def listing_items(listing: Json) -> list[dict[str, Json]]:
     """The objects of a JSON listing, without the metainfo entry."""
