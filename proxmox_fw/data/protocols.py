@@ -11,6 +11,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Final
 
+from proxmox_fw.textlines import split_lines
+
 ETC_PROTOCOLS: Final = Path("/etc/protocols")
 
 # Canonical (nft) name -> number, plus the accepted aliases.
@@ -34,7 +36,7 @@ PORT_PROTOCOLS: Final = frozenset({6, 17, 33, 132, 136})
 def _parse_protocols_file(text: str) -> tuple[dict[str, int], dict[int, str]]:
     by_name: dict[str, int] = {}
     by_number: dict[int, str] = {}
-    for raw in text.splitlines():
+    for raw in split_lines(text):
         fields = raw.split("#", 1)[0].split()
         if len(fields) < 2 or not fields[1].isdecimal():
             continue
@@ -50,7 +52,7 @@ def _parse_protocols_file(text: str) -> tuple[dict[str, int], dict[int, str]]:
 @cache
 def _system_protocols(path: Path = ETC_PROTOCOLS) -> tuple[dict[str, int], dict[int, str]]:
     try:
-        text = path.read_text(encoding="utf-8", errors="replace")
+        text = path.read_bytes().decode("utf-8", errors="replace")
     except OSError:
         return {}, {}
     return _parse_protocols_file(text)

@@ -10,13 +10,15 @@ from functools import cache
 from pathlib import Path
 from typing import Final
 
+from proxmox_fw.textlines import split_lines
+
 ETC_SERVICES: Final = Path("/etc/services")
 
 
 def parse_services(text: str) -> dict[str, int]:
     """Name (and alias) -> port for the lines of a services(5) file."""
     ports: dict[str, int] = {}
-    for raw in text.splitlines():
+    for raw in split_lines(text):
         fields = raw.split("#", 1)[0].split()
         if len(fields) < 2:
             continue
@@ -35,7 +37,7 @@ def parse_services(text: str) -> dict[str, int]:
 def services(path: Path = ETC_SERVICES) -> dict[str, int]:
     """The system's port names; empty if the file cannot be read (names then fail)."""
     try:
-        text = path.read_text(encoding="utf-8", errors="replace")
+        text = path.read_bytes().decode("utf-8", errors="replace")
     except OSError:
         return {}
     return parse_services(text)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from proxmox_fw.diagnostics import Diagnostics
 from proxmox_fw.model import Corosync, CorosyncNode
+from proxmox_fw.textlines import split_lines
 
 MAX_LINK = 7  # knet supports links 0..7
 _LINK_KEY_RE = re.compile(r"(?:ring|link)([0-9]+)_addr")
@@ -64,7 +65,7 @@ def parse_sections(text: str, file: str, diags: Diagnostics) -> Section:
     """The whole file as a tree under an unnamed root section."""
     root = Section(name="", line=0)
     stack = [root]
-    for lineno, raw in enumerate(text.splitlines(), start=1):
+    for lineno, raw in enumerate(split_lines(text), start=1):
         line = raw.strip()
         if not line or line.startswith("#"):
             continue

@@ -41,6 +41,7 @@ from proxmox_fw.parse.values import (
     parse_cidr,
     parse_ip_range,
 )
+from proxmox_fw.textlines import split_lines
 
 # nft names are at most 255 bytes: the longest set an ipset makes is
 # "v6-guest-<vmid, 9 digits>/<name>-nomatch", the longest group chain
@@ -96,7 +97,7 @@ class _FwParser:
     header_lines: dict[str, int] = field(default_factory=dict)
 
     def run(self, text: str) -> _Parsed:
-        for number, raw in enumerate(text.split("\n"), start=1):
+        for number, raw in enumerate(split_lines(text), start=1):
             line = raw.strip()
             if not line or line.startswith("#"):
                 continue

@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 
 from proxmox_fw.diagnostics import Diagnostics
 from proxmox_fw.model import Cidr, GuestKind, Nic, Origin
+from proxmox_fw.textlines import split_lines
 
 MAX_NIC_INDEX = 31  # PVE allows net0..net31 (32 NICs)
 
@@ -56,7 +57,7 @@ def parse_guest_conf(
 ) -> dict[int, Nic]:
     """NICs of the main section by index. ``kind`` None: decide per line (qemu or lxc)."""
     nics: dict[int, Nic] = {}
-    for lineno, raw in enumerate(text.splitlines(), start=1):
+    for lineno, raw in enumerate(split_lines(text), start=1):
         line = raw.strip()
         if raw.startswith("["):
             break

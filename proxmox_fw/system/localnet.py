@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from proxmox_fw.model import Cidr, IpAddr, PveConfig
+from proxmox_fw.textlines import split_lines
 
 IfAddress = tuple[str, Cidr]  # (interface name, address with its prefix)
 Resolver = Callable[[str], list[IpAddr]]
@@ -108,8 +109,8 @@ def resolve_hostname(name: str, hosts_file: str = HOSTS_FILE) -> list[IpAddr]:
     wanted = name.lower()
     result: list[IpAddr] = []
     try:
-        with open(hosts_file, encoding="utf-8", errors="replace") as fh:
-            lines = fh.readlines()
+        with open(hosts_file, "rb") as fh:
+            lines = split_lines(fh.read().decode("utf-8", errors="replace"))
     except OSError as exc:
         raise OSError(f"cannot read {hosts_file}: {exc.strerror or exc}") from exc
     for line in lines:
