@@ -18,10 +18,7 @@ import nftables
 
 from tests.harness.endpoints import ProbeState
 from tests.harness.netns import NetNs
-from tests.harness.probe import probe
-from tests.harness.rawpkt import Outcome
-from tests.harness.topology import Topology
-from tests.harness.trace import (
+from tests.harness.nftrace import (
     NF_ACCEPT,
     NF_DROP,
     TRACE_TABLE,
@@ -29,6 +26,9 @@ from tests.harness.trace import (
     TRACETYPE_RULE,
     TraceEvent,
 )
+from tests.harness.probe import probe
+from tests.harness.rawpkt import Outcome
+from tests.harness.topology import Topology
 
 NODE = "pve1"
 HOST_TABLE = "proxmox-firewall"

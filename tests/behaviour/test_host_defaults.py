@@ -28,8 +28,8 @@ from tests.behaviour.hostlib import (
 )
 from tests.harness import rawpkt
 from tests.harness.nflog import LogMessage, NflogReader
+from tests.harness.nftrace import NF_ACCEPT, NF_DROP, TRACETYPE_RULE
 from tests.harness.timing import FALLBACK_TIMEOUT
-from tests.harness.trace import NF_ACCEPT, NF_DROP, TRACETYPE_RULE
 
 pytestmark = pytest.mark.netns
 

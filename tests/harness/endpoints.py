@@ -20,10 +20,10 @@ import struct
 from dataclasses import dataclass
 
 from tests.harness.netns import NetNs
+from tests.harness.nftrace import TraceEvent
 from tests.harness.rtnl import NETLINK_ROUTE, Rtnl
 from tests.harness.timing import FALLBACK_TIMEOUT
 from tests.harness.topology import Topology, Zone
-from tests.harness.trace import TraceEvent
 
 
 class ProbeError(RuntimeError):

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from tests.harness.netns import NetNs
-from tests.harness.trace import Packet, be32, nl_attrs, parse_packet
+from tests.harness.nftrace import Packet, be32, nl_attrs, parse_packet
 
 NETLINK_NETFILTER = 12
 NFNL_SUBSYS_ULOG = 4

@@ -10,7 +10,7 @@ from __future__ import annotations
 import ipaddress
 import struct
 
-from tests.harness.trace import ECHO_REPLY, ECHO_REQUEST, ICMP_ERRORS, ICMPV6_ERRORS, Flow
+from tests.harness.nftrace import ECHO_REPLY, ECHO_REQUEST, ICMP_ERRORS, ICMPV6_ERRORS, Flow
 
 # A port no default rule of the firewall opens, for cases that name none.
 DEFAULT_DPORT = 9

@@ -6,7 +6,7 @@
   one-way, so ACCEPT is the receiver's raw socket seeing the probe; an ICMP error quoting
   the probe is REJECT.
 - DROP is "nothing comes back". It is decided from the nftables trace of the host
-  namespace (:mod:`tests.harness.trace`): once a packet of the probe's flow met a drop
+  namespace (:mod:`tests.harness.nftrace`): once a packet of the probe's flow met a drop
   verdict and every packet heading back to the sender was dropped too, waiting longer
   cannot change the outcome. A timeout remains only as a fallback.
 
@@ -38,6 +38,14 @@ from tests.harness.endpoints import (
     path_between,
     state_of,
 )
+from tests.harness.nftrace import (
+    ECHO_REPLY,
+    ICMP_ERRORS,
+    ICMPV6_ERRORS,
+    DropTracker,
+    Flow,
+    Tracer,
+)
 from tests.harness.packets import (
     DEFAULT_DPORT,
     PROTO_NUM,
@@ -48,14 +56,6 @@ from tests.harness.packets import (
 )
 from tests.harness.timing import FALLBACK_TIMEOUT, MULTICAST_GRACE, TIME_SCALE
 from tests.harness.topology import Topology, Zone
-from tests.harness.trace import (
-    ECHO_REPLY,
-    ICMP_ERRORS,
-    ICMPV6_ERRORS,
-    DropTracker,
-    Flow,
-    Tracer,
-)
 
 __all__ = [
     "DEFAULT_DEST",

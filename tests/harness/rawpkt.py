@@ -22,10 +22,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from tests.harness.endpoints import ProbeError, path_between, state_of
-from tests.harness.packets import checksum
-from tests.harness.timing import FALLBACK_TIMEOUT
-from tests.harness.topology import Topology, Zone
-from tests.harness.trace import (
+from tests.harness.nftrace import (
     NF_ACCEPT,
     NF_DROP,
     TRACE_TABLE,
@@ -35,6 +32,9 @@ from tests.harness.trace import (
     Packet,
     TraceEvent,
 )
+from tests.harness.packets import checksum
+from tests.harness.timing import FALLBACK_TIMEOUT
+from tests.harness.topology import Topology, Zone
 
 ETH_P_IP, ETH_P_IPV6 = 0x0800, 0x86DD
 FIN, SYN, RST, PSH, ACK, URG = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20

@@ -28,7 +28,7 @@ from tests.harness.netns import (
     delete_namespace,
     unique_prefix,
 )
-from tests.harness.trace import Tracer
+from tests.harness.nftrace import Tracer
 
 IfAddr = ipaddress.IPv4Interface | ipaddress.IPv6Interface
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 import struct
 
-from tests.harness.trace import (
+from tests.harness.nftrace import (
     NF_ACCEPT,
     NF_DROP,
     TRACETYPE_POLICY,
