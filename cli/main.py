@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 
 from cli.counters import counters_cmd
+from cli.trace import trace_cmd
 from proxmox_fw import log
 from proxmox_fw.compile import CompileResult
 from proxmox_fw.diagnostics import Diagnostics, Severity
@@ -245,6 +246,7 @@ def status(
 
 
 app.command("counters")(counters_cmd)
+app.command("trace")(trace_cmd)
 
 
 def main() -> None:

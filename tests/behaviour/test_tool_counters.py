@@ -8,18 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.behaviour.hostlib import NODE, Firewall, Pkt, cluster_fw, host_fw
-from tests.behaviour.toolcli import run_cli
+from tests.behaviour.hostlib import Firewall, Pkt, cluster_fw, host_fw
+from tests.behaviour.toolcli import host_line, run_cli
 
 pytestmark = pytest.mark.netns
 
-HOST_FW = f"nodes/{NODE}/host.fw"
 
-
-def host_line(fw: Firewall, text: str) -> str:
-    lines = (fw.tree / HOST_FW).read_text().splitlines()
-    (number,) = [i for i, line in enumerate(lines, start=1) if text in line]
-    return f"{HOST_FW}:{number}"
 
 
 def counters(fw: Firewall, state: Path, *args: str) -> dict[str, dict[str, object]]:
@@ -34,7 +28,7 @@ def test_counters_count_the_rule_a_probe_matched(fw: Firewall, tmp_path: Path) -
         IN ACCEPT -p tcp -dport 3001
         IN ACCEPT -p tcp -dport 3002
     """))  # fmt: skip
-    hit, idle = host_line(fw, "3001"), host_line(fw, "3002")
+    hit, idle = host_line(fw.tree, "3001"), host_line(fw.tree, "3002")
     state = tmp_path / "state"
     before = counters(fw, state)
     assert before[hit]["packets"] == 0 and before[idle]["packets"] == 0
@@ -60,7 +54,7 @@ def test_counters_count_the_rule_a_probe_matched(fw: Firewall, tmp_path: Path) -
 def test_counters_human_output_and_vmid_filter(fw: Firewall, tmp_path: Path) -> None:
     fw.apply(cluster_fw("policy_in: DROP\n"), host_fw("IN ACCEPT -p tcp -dport 3001\n"))
     fw.check({Pkt("tcp", 3001): "ACCEPT"})
-    line = host_line(fw, "3001")
+    line = host_line(fw.tree, "3001")
     proc = run_cli(fw.topo.host.ns, fw.tree, "counters", "--state-dir", str(tmp_path))
     assert proc.returncode == 0, proc.stderr
     first = proc.stdout.splitlines()[2].split()

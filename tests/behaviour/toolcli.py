@@ -22,3 +22,12 @@ def run_cli(ns: NetNs, tree: Path, *args: str,
             timeout: float = 60) -> subprocess.CompletedProcess[str]:  # fmt: skip
     return subprocess.run(cli_argv(ns, tree, *args), capture_output=True, text=True,
                           check=False, timeout=timeout)  # fmt: skip
+
+
+def host_line(tree: Path, text: str) -> str:
+    """``nodes/<node>/host.fw:<line>`` of the one host.fw line under ``tree`` holding
+    ``text``: the origin the compiler writes into the rule's comment."""
+    host_fw = f"nodes/{NODE}/host.fw"
+    lines = (tree / host_fw).read_text().splitlines()
+    (number,) = [i for i, line in enumerate(lines, start=1) if text in line]
+    return f"{host_fw}:{number}"
