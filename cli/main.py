@@ -14,6 +14,7 @@ import typer
 
 from cli.counters import counters_cmd
 from cli.trace import trace_cmd
+from cli.logger import logger as logger_command
 from proxmox_fw import log
 from proxmox_fw.compile import CompileResult
 from proxmox_fw.diagnostics import Diagnostics, Severity
@@ -247,6 +248,7 @@ def status(
 
 app.command("counters")(counters_cmd)
 app.command("trace")(trace_cmd)
+app.command("logger")(logger_command)
 
 
 def main() -> None:

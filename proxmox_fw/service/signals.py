@@ -47,6 +47,10 @@ class SignalWaiter:
             with contextlib.suppress(OSError):
                 os.close(fd)
 
+    def fileno(self) -> int:
+        """The pipe to ``select`` on beside other descriptors; then ``wait(0)``."""
+        return self._rfd
+
     def wait(self, timeout: float) -> list[signal.Signals]:
         """Signals received since the last wait; blocks up to ``timeout`` s for the first."""
         self._drain()
