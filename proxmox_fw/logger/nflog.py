@@ -66,6 +66,18 @@ def parse_packet(family: int, body: memoryview) -> tuple[LoggedPacket, int | Non
     ), (be(seq) if seq else None)
 
 
+class SeqGaps:
+    """Counts the messages missing between consecutive NFLOG sequence numbers."""
+
+    def __init__(self) -> None:
+        self.expected: int | None = None
+
+    def lost_before(self, seq: int) -> int:
+        lost = 0 if self.expected is None else (seq - self.expected) % (1 << 32)
+        self.expected = (seq + 1) % (1 << 32)
+        return lost
+
+
 class NflogSocket:
     """Bound to one NFLOG group of the current network namespace until :meth:`close`."""
 
@@ -87,12 +99,12 @@ class NflogSocket:
             attr(NFULA_CFG_FLAGS, struct.pack("!H", NFULNL_CFG_F_SEQ)),
         )
         self.nl.sock.setblocking(False)
-        self._next_seq: int | None = None
+        self._gaps = SeqGaps()
 
     def fileno(self) -> int:
         return self.nl.fileno()
 
-    def receive(self, max_reads: int = 64) -> Received:
+    def receive(self, max_reads: int = 16) -> Received:
         """Everything queued on the socket (up to ``max_reads`` datagrams), no blocking."""
         packets: list[LoggedPacket] = []
         lost = 0
@@ -107,9 +119,7 @@ class NflogSocket:
                 raise
             for pkt, seq in self._parse(data):
                 if seq is not None:
-                    if self._next_seq is not None and seq != self._next_seq:
-                        lost += (seq - self._next_seq) % (1 << 32)
-                    self._next_seq = (seq + 1) % (1 << 32)
+                    lost += self._gaps.lost_before(seq)
                 packets.append(pkt)
         return Received(packets, lost)
 

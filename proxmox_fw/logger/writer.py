@@ -17,7 +17,7 @@ import threading
 from collections import deque
 from pathlib import Path
 
-MAX_WRITE = 64 * 1024
+MAX_WRITE = 256 * 1024
 """Entries are written together up to this many bytes per ``write``."""
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import socket
 import struct
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -24,6 +23,7 @@ from proxmox_fw.logger.format import (
     format_time,
     parse_prefix,
 )
+from tests.unit.logger.conftest import local_zone
 
 T0 = 1_700_000_000  # 14/Nov/2023:22:13:20 UTC
 NAMES = {2: "vmbr0", 3: "tap100i0", 4: "fwpr100p0", 5: "eth0"}
@@ -32,17 +32,8 @@ NAMES = {2: "vmbr0", 3: "tap100i0", 4: "fwpr100p0", 5: "eth0"}
 @pytest.fixture(autouse=True)
 def cet() -> Iterator[None]:
     """A fixed zone one hour east of UTC, so ``%z`` and the hour are checked too."""
-    import os
-
-    old = os.environ.get("TZ")
-    os.environ["TZ"] = "CET-1"
-    time.tzset()
-    yield
-    if old is None:
-        del os.environ["TZ"]
-    else:
-        os.environ["TZ"] = old
-    time.tzset()
+    with local_zone("CET-1"):
+        yield
 
 
 def ifname(index: int) -> str | None:
