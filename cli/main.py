@@ -13,8 +13,8 @@ from typing import Annotated
 import typer
 
 from cli.counters import counters_cmd
-from cli.trace import trace_cmd
 from cli.logger import logger as logger_command
+from cli.trace import trace_cmd
 from proxmox_fw import log
 from proxmox_fw.compile import CompileResult
 from proxmox_fw.diagnostics import Diagnostics, Severity
