@@ -18,7 +18,8 @@ def apply_config(result: CompileResult, client: NftClient | None = None) -> int:
     logger = log.get()
     unreadable = result.config.unreadable if result.config else []
     if unreadable:
-        logger.error("not applied, previous ruleset kept: cannot read " + ", ".join(unreadable))
+        logger.error("not applied, previous ruleset kept: cannot read or use "
+                     + ", ".join(unreadable))
         return EXIT_FAILED
     features = probe_features()
     outcome = apply_ruleset(result.ruleset, client or NftClient(), features)

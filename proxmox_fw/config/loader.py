@@ -34,6 +34,7 @@ from proxmox_fw.parse.fwfile import parse_cluster_fw, parse_guest_fw, parse_host
 from proxmox_fw.parse.guestconf import parse_guest_conf
 from proxmox_fw.parse.ipam import parse_ipam
 from proxmox_fw.parse.sdn import parse_sdn
+from proxmox_fw.parse.unusable import UNUSABLE, LineTally
 from proxmox_fw.parse.vmlist import parse_vmlist
 
 CLUSTER_FW = "firewall/cluster.fw"
@@ -69,7 +70,8 @@ def load_config(
 ) -> PveConfig:
     """The configuration as node ``nodename`` sees it; problems go to ``diags``.
 
-    Files that exist but cannot be read are listed in ``PveConfig.unreadable``: treating
+    Files that exist but cannot be read, or hold nothing usable (random bytes, see
+    :mod:`proxmox_fw.parse.unusable`), are listed in ``PveConfig.unreadable``: treating
     them as missing would silently disable parts of the firewall, so callers that change
     the kernel keep the previous ruleset instead.
     """
@@ -79,7 +81,7 @@ def load_config(
         nodename=nodename,
         cluster=_load_cluster(rec, diags, pc),
         host=_load_host(rec, nodename, diags, pc),
-        corosync=_load_corosync(rec, diags),
+        corosync=_load_corosync(rec, diags, pc),
         guests=_load_guests(rec, nodename, diags, pc),
         sdn=_load_sdn(rec, diags),
         ipam=_load_ipam(rec, diags),
@@ -101,24 +103,44 @@ class ParseCache:
 
     def __init__(self, enabled: bool = True) -> None:
         self.enabled = enabled
-        self._items: dict[str, tuple[bytes, Any, list[Diagnostic]]] = {}
+        self._items: dict[str, tuple[bytes, Any, str | None, list[Diagnostic]]] = {}
+        # The last usable parse of each path, served while the file is unusable.
+        self._good: dict[str, tuple[Any, list[Diagnostic]]] = {}
 
     def parse(self, path: str, text: str, diags: Diagnostics,
-              fn: Callable[[Diagnostics], _T]) -> _T:
-        if not self.enabled:
-            return fn(diags)
+              fn: Callable[[Diagnostics, LineTally], _T]) -> tuple[_T, bool]:
+        """The parsed file, and False when it is unusable (see
+        :mod:`proxmox_fw.parse.unusable`) with no last good parse to fall back on."""
         digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()
         hit = self._items.get(path)
         if hit is not None and hit[0] == digest:
-            value, found = hit[1], hit[2]
+            _, value, why, found = hit
         else:
-            local = Diagnostics()
-            value = fn(local)
-            found = list(local)
-            self._items[path] = (digest, value, found)
-        for d in found:
-            diags.add(d.file, d.line, d.message, d.severity)
-        return cast(_T, value)
+            local, tally = Diagnostics(), LineTally()
+            value = fn(local, tally)
+            why, found = tally.why_unusable(), list(local)
+            if self.enabled:
+                self._items[path] = (digest, value, why, found)
+        good = self._good.get(path)
+        if why is None and self.enabled:
+            self._good[path] = (value, found)
+        elif why is not None and good is not None:
+            diags.warning(path, None, f"{UNUSABLE}: {why}; using its last good content")
+            value, found = good
+        _replay(found, diags)
+        if why is not None and good is None:
+            diags.error(path, None, f"{UNUSABLE}: {why}")
+            return cast(_T, value), False
+        return cast(_T, value), True
+
+    def forget(self) -> None:
+        """Parse every file again (SIGHUP); the last good parses stay."""
+        self._items.clear()
+
+
+def _replay(found: list[Diagnostic], diags: Diagnostics) -> None:
+    for d in found:
+        diags.add(d.file, d.line, d.message, d.severity)
 
 
 class _RecordingSource:
@@ -159,36 +181,48 @@ def watched_paths(config: PveConfig) -> list[str]:
     return paths
 
 
-def _load_cluster(source: ConfigSource, diags: Diagnostics, pc: ParseCache) -> ClusterFw:
+def _parse(source: _RecordingSource, pc: ParseCache, path: str, text: str,
+           diags: Diagnostics, fn: Callable[[Diagnostics, LineTally], _T]) -> _T:
+    """Parse through the cache; an unusable file counts as unreadable."""
+    value, usable = pc.parse(path, text, diags, fn)
+    if not usable:
+        source.unreadable.append(path)
+    return value
+
+
+def _load_cluster(source: _RecordingSource, diags: Diagnostics, pc: ParseCache) -> ClusterFw:
     text = source.read(CLUSTER_FW, diags)
     if text is None:
         return ClusterFw()
-    return pc.parse(CLUSTER_FW, text, diags,
-                    lambda d: _present(parse_cluster_fw(text, CLUSTER_FW, d)))
+    return _parse(source, pc, CLUSTER_FW, text, diags,
+                  lambda d, t: _present(parse_cluster_fw(text, CLUSTER_FW, d, tally=t)))
 
 
-def _load_host(source: ConfigSource, nodename: str, diags: Diagnostics, pc: ParseCache) -> HostFw:
+def _load_host(
+    source: _RecordingSource, nodename: str, diags: Diagnostics, pc: ParseCache
+) -> HostFw:
     for path in host_fw_paths(nodename):
         text = source.read(path, diags)
         if text is not None:
-            return pc.parse(path, text, diags,
-                            functools.partial(_parse_host, text, path))
+            return _parse(source, pc, path, text, diags,
+                          functools.partial(_parse_host, text, path))
     return HostFw()
 
 
-def _parse_host(text: str, path: str, diags: Diagnostics) -> HostFw:
-    return _present(parse_host_fw(text, path, diags))
+def _parse_host(text: str, path: str, diags: Diagnostics, tally: LineTally) -> HostFw:
+    return _present(parse_host_fw(text, path, diags, tally))
 
 
-def _load_corosync(source: ConfigSource, diags: Diagnostics) -> Corosync:
+def _load_corosync(source: _RecordingSource, diags: Diagnostics, pc: ParseCache) -> Corosync:
     text = source.read(COROSYNC_CONF, diags)
     if text is None:
         return Corosync()  # a single node without a cluster
-    return parse_corosync(text, COROSYNC_CONF, diags)
+    return _parse(source, pc, COROSYNC_CONF, text, diags,
+                  lambda d, t: parse_corosync(text, COROSYNC_CONF, d, t))
 
 
 def _load_guests(
-    source: ConfigSource, nodename: str, diags: Diagnostics, pc: ParseCache
+    source: _RecordingSource, nodename: str, diags: Diagnostics, pc: ParseCache
 ) -> dict[int, Guest]:
     text = source.read(VMLIST, diags)
     if text is None:
@@ -203,20 +237,20 @@ def _load_guests(
 
 
 def _load_guest(
-    source: ConfigSource, entry: VmListEntry, diags: Diagnostics, pc: ParseCache
+    source: _RecordingSource, entry: VmListEntry, diags: Diagnostics, pc: ParseCache
 ) -> Guest:
     fw_path = guest_fw_path(entry.vmid)
     fw_text = source.read(fw_path, diags)
     fw = GuestFw(file=fw_path)
     if fw_text is not None:
-        fw = pc.parse(fw_path, fw_text, diags,
-                      lambda d: _present(parse_guest_fw(fw_text, fw_path, d)))
+        fw = _parse(source, pc, fw_path, fw_text, diags,
+                    lambda d, t: _present(parse_guest_fw(fw_text, fw_path, d, t)))
     conf_path = guest_conf_path(entry.node, entry.kind, entry.vmid)
     conf_text = source.read(conf_path, diags)
     nics: dict[int, Nic] = {}
     if conf_text is not None:
-        nics = pc.parse(conf_path, conf_text, diags,
-                        lambda d: parse_guest_conf(conf_text, conf_path, entry.kind, d))
+        nics = _parse(source, pc, conf_path, conf_text, diags,
+                      lambda d, t: parse_guest_conf(conf_text, conf_path, entry.kind, d, t))
     elif fw.present:
         diags.warning(fw_path, None, f"guest config {conf_path} missing: guest has no NICs")
     return Guest(vmid=entry.vmid, kind=entry.kind, node=entry.node, nics=nics, fw=fw)
@@ -235,7 +269,7 @@ def _load_ipam(source: ConfigSource, diags: Diagnostics) -> Ipam:
     return Ipam()
 
 
-def _load_vnets(source: ConfigSource, diags: Diagnostics, pc: ParseCache) -> dict[str, VnetFw]:
+def _load_vnets(source: _RecordingSource, diags: Diagnostics, pc: ParseCache) -> dict[str, VnetFw]:
     vnets: dict[str, VnetFw] = {}
     for entry in source.list_dir(VNET_FW_DIR, diags):
         name, dot, ext = entry.rpartition(".")
@@ -247,8 +281,8 @@ def _load_vnets(source: ConfigSource, diags: Diagnostics, pc: ParseCache) -> dic
             continue
         text = source.read(path, diags)
         if text is not None:
-            vnets[name] = pc.parse(path, text, diags,
-                                   functools.partial(parse_vnet_fw, text, path, name))
+            vnets[name] = _parse(source, pc, path, text, diags,
+                                 functools.partial(parse_vnet_fw, text, path, name))
     return vnets
 
 

@@ -15,6 +15,7 @@ from pathlib import Path, PurePosixPath
 from typing import Protocol
 
 from proxmox_fw.diagnostics import Diagnostics
+from proxmox_fw.textlines import strip_bom
 
 # (mtime_ns, size, inode) of one path, or None while it does not exist / cannot be stat'ed.
 FileStamp = tuple[int, int, int] | None
@@ -102,17 +103,18 @@ class DirectorySource:
 
 
 def decode_text(data: bytes, file: str, diags: Diagnostics | None) -> str:
-    """UTF-8 text; invalid bytes become U+FFFD with a warning naming the first bad line.
+    """UTF-8 text without a byte order mark; invalid bytes become U+FFFD with a warning
+    naming the first bad line.
 
     Replacing instead of rejecting keeps the damage to the lines that hold the bad bytes:
     the parsers then see a malformed line (or a harmless comment) and skip only that.
     """
     try:
-        return data.decode("utf-8")
+        return strip_bom(data.decode("utf-8"))
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
         _report(diags, file, line, "invalid UTF-8; bad bytes replaced", warning=True)
-        return data.decode("utf-8", errors="replace")
+        return strip_bom(data.decode("utf-8", errors="replace"))
 
 
 def _report(

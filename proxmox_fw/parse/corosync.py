@@ -13,12 +13,16 @@ from dataclasses import dataclass, field
 
 from proxmox_fw.diagnostics import Diagnostics
 from proxmox_fw.model import Corosync, CorosyncNode
+from proxmox_fw.parse.unusable import LineTally
 from proxmox_fw.textlines import split_lines
 
 MAX_LINK = 7  # knet supports links 0..7
 _LINK_KEY_RE = re.compile(r"(?:ring|link)([0-9]+)_addr")
 _SECTION_RE = re.compile(r"([^\s{}:]+)\s*\{")
 _OPTION_RE = re.compile(r"([^\s{}:]+)\s*:\s*(.*)")
+# What a real corosync.conf line looks like (the parser itself is more lenient): one line
+# of this shape tells a damaged file from random bytes that happen to hold a colon.
+_PLAIN_LINE_RE = re.compile(r"}|[\w.-]+\s*(?:\{|:\s*[\x20-\x7e]*)")
 
 
 @dataclass(slots=True)
@@ -39,8 +43,9 @@ class Section:
         return found[-1] if found else None
 
 
-def parse_corosync(text: str, file: str, diags: Diagnostics) -> Corosync:
-    root = parse_sections(text, file, diags)
+def parse_corosync(text: str, file: str, diags: Diagnostics,
+                   tally: LineTally | None = None) -> Corosync:
+    root = parse_sections(text, file, diags, tally)
     nodes: list[CorosyncNode] = []
     seen: set[str] = set()
     for nodelist in root.sections("nodelist"):
@@ -61,32 +66,39 @@ def parse_corosync(text: str, file: str, diags: Diagnostics) -> Corosync:
     return Corosync(present=True, nodes=nodes, transport=transport, ip_version=ip_version)
 
 
-def parse_sections(text: str, file: str, diags: Diagnostics) -> Section:
+def parse_sections(text: str, file: str, diags: Diagnostics,
+                   tally: LineTally | None = None) -> Section:
     """The whole file as a tree under an unnamed root section."""
     root = Section(name="", line=0)
     stack = [root]
+    tally = tally if tally is not None else LineTally()
     for lineno, raw in enumerate(split_lines(text), start=1):
         line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        if line == "}":
-            if len(stack) == 1:
-                diags.error(file, lineno, "'}' without an open section, ignored")
-            else:
-                stack.pop()
-            continue
-        if match := _SECTION_RE.fullmatch(line):
-            section = Section(name=match.group(1), line=lineno)
-            stack[-1].children.append(section)
-            stack.append(section)
-            continue
-        if match := _OPTION_RE.fullmatch(line):
-            stack[-1].options.append((match.group(1), match.group(2).strip(), lineno))
-            continue
-        diags.error(file, lineno, f"cannot parse line {line!r}, ignored")
+        if line and not line.startswith("#"):
+            taken = _line(line, lineno, stack, file, diags)
+            tally.count(taken and _PLAIN_LINE_RE.fullmatch(line) is not None)
     for section in stack[1:]:
         diags.error(file, section.line, f"section {section.name!r} is not closed")
     return root
+
+
+def _line(line: str, lineno: int, stack: list[Section], file: str, diags: Diagnostics) -> bool:
+    """Take one content line into the section tree; False (reported) when it is bad."""
+    if line == "}":
+        if len(stack) == 1:
+            diags.error(file, lineno, "'}' without an open section, ignored")
+            return False
+        stack.pop()
+    elif match := _SECTION_RE.fullmatch(line):
+        section = Section(name=match.group(1), line=lineno)
+        stack[-1].children.append(section)
+        stack.append(section)
+    elif match := _OPTION_RE.fullmatch(line):
+        stack[-1].options.append((match.group(1), match.group(2).strip(), lineno))
+    else:
+        diags.error(file, lineno, f"cannot parse line {line!r}, ignored")
+        return False
+    return True
 
 
 def _node(section: Section, file: str, diags: Diagnostics) -> CorosyncNode | None:

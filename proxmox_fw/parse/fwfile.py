@@ -34,6 +34,7 @@ from proxmox_fw.model import (
 )
 from proxmox_fw.parse.options import FileKind, OptionCollector, OptionContext
 from proxmox_fw.parse.rule import RuleScope, parse_rule
+from proxmox_fw.parse.unusable import LineTally, new_errors
 from proxmox_fw.parse.values import (
     ValueParseError,
     is_name,
@@ -95,16 +96,20 @@ class _FwParser:
     ipset: Ipset | None = None
     group: SecurityGroup | None = None
     header_lines: dict[str, int] = field(default_factory=dict)
+    tally: LineTally = field(default_factory=LineTally)
 
     def run(self, text: str) -> _Parsed:
         for number, raw in enumerate(split_lines(text), start=1):
             line = raw.strip()
             if not line or line.startswith("#"):
                 continue
+            before = len(self.diags.items)
             if line.startswith("["):
                 self._header(line, number)
             else:
                 self._content(line, number)
+            good = self.section != "skip" and not new_errors(self.diags, before)
+            self.tally.count(good)
         return self.out
 
     # --- section headers ---------------------------------------------------------------
@@ -279,16 +284,20 @@ def _ipset_address(text: str) -> Cidr | AliasRef:
 
 
 def _parse(text: str, file: str, kind: FileKind, diags: Diagnostics,
-           now: float | None = None) -> _Parsed:
+           now: float | None = None, tally: LineTally | None = None) -> _Parsed:
     parser = _FwParser(kind, file, diags, time.time() if now is None else now,
                        _Parsed(OptionCollector.new(kind)))
+    if tally is not None:
+        parser.tally = tally
     return parser.run(text)
 
 
-def parse_cluster_fw(text: str, file: str, diags: Diagnostics,
-                     now: float | None = None) -> ClusterFw:
-    """``firewall/cluster.fw``. ``now`` is the clock for ``enable: <timestamp>``."""
-    parsed = _parse(text, file, "cluster", diags, now)
+def parse_cluster_fw(text: str, file: str, diags: Diagnostics, now: float | None = None,
+                     tally: LineTally | None = None) -> ClusterFw:
+    """``firewall/cluster.fw``. ``now`` is the clock for ``enable: <timestamp>``;
+    ``tally`` (every parser takes one) counts the good and bad lines, see
+    :mod:`proxmox_fw.parse.unusable`."""
+    parsed = _parse(text, file, "cluster", diags, now, tally)
     return ClusterFw(
         file=file,
         present=True,
@@ -300,9 +309,10 @@ def parse_cluster_fw(text: str, file: str, diags: Diagnostics,
     )
 
 
-def parse_host_fw(text: str, file: str, diags: Diagnostics) -> HostFw:
+def parse_host_fw(text: str, file: str, diags: Diagnostics,
+                  tally: LineTally | None = None) -> HostFw:
     """``nodes/<node>/host.fw``."""
-    parsed = _parse(text, file, "host", diags)
+    parsed = _parse(text, file, "host", diags, tally=tally)
     return HostFw(
         file=file,
         present=True,
@@ -311,9 +321,10 @@ def parse_host_fw(text: str, file: str, diags: Diagnostics) -> HostFw:
     )
 
 
-def parse_guest_fw(text: str, file: str, diags: Diagnostics) -> GuestFw:
+def parse_guest_fw(text: str, file: str, diags: Diagnostics,
+                   tally: LineTally | None = None) -> GuestFw:
     """``firewall/<vmid>.fw``."""
-    parsed = _parse(text, file, "guest", diags)
+    parsed = _parse(text, file, "guest", diags, tally=tally)
     return GuestFw(
         file=file,
         present=True,
@@ -324,9 +335,10 @@ def parse_guest_fw(text: str, file: str, diags: Diagnostics) -> GuestFw:
     )
 
 
-def parse_vnet_fw(text: str, file: str, name: str, diags: Diagnostics) -> VnetFw:
+def parse_vnet_fw(text: str, file: str, name: str, diags: Diagnostics,
+                  tally: LineTally | None = None) -> VnetFw:
     """``sdn/firewall/<name>.fw``: the forward firewall of one vnet (bridge)."""
-    parsed = _parse(text, file, "vnet", diags)
+    parsed = _parse(text, file, "vnet", diags, tally=tally)
     return VnetFw(
         file=file,
         name=name,

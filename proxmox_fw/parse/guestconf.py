@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 
 from proxmox_fw.diagnostics import Diagnostics
 from proxmox_fw.model import Cidr, GuestKind, Nic, Origin
+from proxmox_fw.parse.unusable import LineTally
 from proxmox_fw.textlines import split_lines
 
 MAX_NIC_INDEX = 31  # PVE allows net0..net31 (32 NICs)
@@ -30,6 +31,10 @@ QEMU_NIC_MODELS = frozenset(
 )
 
 _NIC_KEY_RE = re.compile(r"net([0-9]+)")
+# Any line of a guest config (qemu-server and pve-container share the form), and the
+# header of a snapshot, [PENDING] or [special:...] section.
+_KEY_LINE_RE = re.compile(r"[a-z][a-z_]*[0-9]*:\s*\S")
+_SECTION_RE = re.compile(r"\[[A-Za-z0-9_:.-]+\]")
 _MAC_RE = re.compile(r"[0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2}){5}")
 _BOOLS = {
     "1": True, "true": True, "yes": True, "on": True,
@@ -53,16 +58,20 @@ class _Ctx:
 
 
 def parse_guest_conf(
-    text: str, file: str, kind: GuestKind | None, diags: Diagnostics
+    text: str, file: str, kind: GuestKind | None, diags: Diagnostics,
+    tally: LineTally | None = None,
 ) -> dict[int, Nic]:
     """NICs of the main section by index. ``kind`` None: decide per line (qemu or lxc)."""
     nics: dict[int, Nic] = {}
+    tally = tally if tally is not None else LineTally()
     for lineno, raw in enumerate(split_lines(text), start=1):
         line = raw.strip()
         if raw.startswith("["):
+            tally.count(_SECTION_RE.fullmatch(line) is not None)
             break
         if not line or line.startswith("#"):
             continue
+        tally.count(_KEY_LINE_RE.match(line) is not None)
         key, sep, value = line.partition(":")
         key = key.strip()
         if not sep or not key.startswith("net"):

@@ -12,8 +12,10 @@ One :meth:`Daemon.step` per poll:
    text (:class:`~.inputs.LastGoodSource`). One never read since start has nothing in
    the kernel to keep: the rest is applied, with a warning and a retry after the back-off
    -- unless it is cluster.fw or host.fw, without which even "is the firewall on?" is
-   unknown: then the kernel keeps what it has. Config diagnostics are logged when they
-   change.
+   unknown: then the kernel keeps what it has. A file of garbage counts as unreadable
+   (:mod:`proxmox_fw.parse.unusable`). Config diagnostics are logged when they change.
+   A result that disables the firewall while some input changed just now (it may be
+   half-written) waits until the files stay unchanged (:data:`~.inputs.RACY_NS`).
 5. The compiled ruleset, as this kernel can hold it, is hashed: equal to what was applied
    → no transaction. Else the difference (:func:`~proxmox_fw.nft.diff.plan_update`) goes
    to the kernel in one transaction; a full replacement after start, SIGHUP or lost
@@ -77,6 +79,7 @@ class Outcome(StrEnum):
     REMOVED = "removed"  # the tables were removed (configuration or flag)
     FORCE_DISABLED = "force-disabled"  # the flag is there and the tables are gone already
     KEPT = "kept"  # cluster.fw/host.fw unreadable: the kernel keeps what it has
+    SETTLING = "settling"  # a change disables the firewall: wait until its files settle
     FAILED = "failed"  # the kernel refused: the last good ruleset stays
     WAITING = "waiting"  # the same refused ruleset again: retried after the back-off
 
@@ -178,6 +181,8 @@ class Daemon:
             # has nothing of it either, so the rest can go ahead without losing anything.
             self.log.warning(f"{unreadable_why}: applying the rest of the configuration")
         loadable_rs, missing = loadable_ruleset(result.ruleset, self.features)
+        if snapshot.unsettled and not any(table.enabled for table in loadable_rs.tables):
+            return self._settling(snapshot.unsettled)
         loadable = RenderedRuleset(loadable_rs)
         digest = loadable.digest()
         if not self._need_full and digest == self.applied_hash:
@@ -190,6 +195,14 @@ class Daemon:
         if unreadable and outcome is Outcome.APPLIED:
             self._schedule_retry(unreadable_why)  # read it again until it can be read
         return outcome
+
+    def _settling(self, unsettled: list[str]) -> Outcome:
+        """A half-written file can read as "firewall off": remove the tables only once
+        the files have stayed unchanged for a while (the next poll reads them again)."""
+        self.log.info("the configuration disables the firewall, but "
+                      + ", ".join(unsettled) + " changed just now: removing the tables "
+                      "only if that still holds once the files stay unchanged")
+        return Outcome.SETTLING
 
     def _force_disable(self) -> Outcome:
         if self._force_disabled:

@@ -26,7 +26,7 @@ import json
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from proxmox_fw.config.loader import (
@@ -157,6 +157,8 @@ class Snapshot:
     config: PveConfig
     facts: HostFacts  # what the compiler takes from this machine, as of this read
     diagnostics: Diagnostics
+    # Files modified within RACY_NS of the read: maybe still being written (read again).
+    unsettled: list[str] = field(default_factory=list)
 
 
 class InputWatcher:
@@ -205,14 +207,14 @@ class InputWatcher:
         paths = watched_paths(cfg)
         fingerprint = self.source.fingerprint(paths)
         self._paths, self._fingerprint = paths, fingerprint
-        self._racy = any(
-            stamp is not None and stamp[0] >= started - RACY_NS for _, stamp in fingerprint
-        )
+        unsettled = [path for path, stamp in fingerprint
+                     if stamp is not None and stamp[0] >= started - RACY_NS]
+        self._racy = bool(unsettled)
         facts = host_facts(cfg, detect_local=self.localnet.current)
         self._uses_localnet = facts.local is not None
-        return Snapshot(cfg, facts, diags)
+        return Snapshot(cfg, facts, diags, unsettled)
 
     def forget(self) -> None:
         """Make the next :meth:`changed` true (SIGHUP: re-read and re-parse everything)."""
         self._paths = None
-        self.parse_cache = ParseCache()
+        self.parse_cache.forget()

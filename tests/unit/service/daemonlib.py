@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from proxmox_fw.nft.client import NftClient, Result
+from proxmox_fw.nft.features import KernelFeatures
 from proxmox_fw.nft.objects import HOST_TABLE, INET
 
 if TYPE_CHECKING:
@@ -62,6 +63,8 @@ IN ACCEPT -p tcp -dport 8006
 VMLIST = '{"version": 1, "ids": {}}\n'
 HOST_FW = f"nodes/{NODE}/host.fw"  # relative to the tree
 CLUSTER_FW = "firewall/cluster.fw"
+NO_GUEST_FEATURES = KernelFeatures(bridge_conntrack=False, bridge_reject=False,
+                                   bridge_meta=False)  # the loop tests need the host table only
 OLD = time.time() - 3600  # tree files start "old": no racy re-reads after the start
 
 

@@ -20,7 +20,6 @@ from typing import Any
 import pytest
 import structlog
 
-from proxmox_fw.nft.features import KernelFeatures
 from proxmox_fw.pipeline import compile_node
 from proxmox_fw.service import Daemon, DaemonOptions, Outcome, run
 from proxmox_fw.service import daemon as daemon_module
@@ -28,6 +27,7 @@ from proxmox_fw.service.inputs import LocalNetWatcher
 from proxmox_fw.service.state import read_state
 from tests.unit.service.daemonlib import (
     HOST_FW,
+    NO_GUEST_FEATURES,
     NODE,
     Clock,
     FakeClient,
@@ -37,9 +37,6 @@ from tests.unit.service.daemonlib import (
 )
 
 pytestmark = pytest.mark.netns
-
-NO_GUEST_FEATURES = KernelFeatures(bridge_conntrack=False, bridge_reject=False,
-                                   bridge_meta=False)
 
 
 def is_full(transaction: list[dict[str, Any]]) -> bool:
@@ -208,6 +205,9 @@ def test_config_disable_removes_tables(env: Any) -> None:
     daemon.step()
     client.take()
     edit(tree / HOST_FW, (tree / HOST_FW).read_text().replace("nftables: 1", "nftables: 0"))
+    assert daemon.step() is Outcome.SETTLING  # just written: maybe still being written
+    assert client.take() == [] and client.tables
+    age_tree(tree)  # unchanged since: the next poll reads it again and acts
     assert daemon.step() is Outcome.REMOVED
     assert client.tables == {}
     state = read_state(daemon.opts.state_dir)
