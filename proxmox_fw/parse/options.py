@@ -288,7 +288,7 @@ class OptionCollector:
             ctx.diags.error(ctx.file, ctx.line, f"option '{key}' has no value")
             return
         try:
-            parsed = DEFAULT if not value and spec.parse is _log_level else spec.parse(value, ctx)
+            parsed = spec.parse(value, ctx) if value else DEFAULT
         except ValueParseError as err:
             ctx.diags.error(ctx.file, ctx.line, f"bad value for option '{key}': {err}")
             return

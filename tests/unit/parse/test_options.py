@@ -55,11 +55,11 @@ def test_only_log_levels_and_helpers_may_be_empty() -> None:
     assert ("guest", "log_level_out") in levels and len(levels) == 8
 
 
-# A value of each syntax that is not the default, and what it parses to (``None``: the
-# inverse of the boolean default). A new syntax fails test_every_option_parses until it
-# is given one here.
+# A value of each syntax that is not the default, and what it parses to (a boolean gives
+# the inverse of its default, see good_value). A new syntax fails test_every_option_parses
+# until it is given one here.
 GOOD: dict[object, tuple[str, Any]] = {
-    bool: ("", None),
+    bool: ("1", True),
     int: ("7", 7),
     Verdict: ("reject", Verdict.REJECT),
     LogLevel: ("info", LogLevel.INFO),
