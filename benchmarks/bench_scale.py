@@ -3,7 +3,8 @@
     .venv/bin/python benchmarks/bench_scale.py [--guests 1000] [--blacklist 100000]
 
 Generates a pve tree with N guests (each with a firewall, ipfilter and a group) and a
-blacklist of M addresses, then measures inside a throwaway network namespace:
+blacklist of M entries (hosts, overlapping networks and ``!`` exceptions), then measures
+inside a throwaway network namespace:
 
 - load+compile, against libnftables loading the resulting host table (the baseline: the
   kernel-side cost any implementation pays);
@@ -49,13 +50,23 @@ def timed(fn: Callable[[], T]) -> tuple[float, T]:
     return time.perf_counter() - start, result
 
 
+def _blacklist_entry(rnd: random.Random) -> str:
+    """Mostly hosts, some networks and ``!`` exceptions, overlapping at random (the set
+    arithmetic of nomatch entries must stay O(n log n))."""
+    addr = ".".join(str(rnd.randint(lo, hi)) for lo, hi in ((1, 223), (0, 255), (0, 255), (0, 255)))
+    kind = rnd.random()
+    if kind < 0.7:
+        return addr
+    if kind < 0.9:
+        return f"{addr}/{rnd.randint(16, 28)}"
+    return f"! {addr}/{rnd.randint(20, 32)}"
+
+
 def make_tree(root: Path, guests: int, blacklist: int) -> None:
     rnd = random.Random(1)
     (root / "firewall").mkdir(parents=True)
     (root / "nodes/pve1/qemu-server").mkdir(parents=True)
-    entries = "\n".join(
-        f"{rnd.randint(1, 223)}.{rnd.randint(0, 255)}.{rnd.randint(0, 255)}.{rnd.randint(0, 255)}"
-        for _ in range(blacklist))
+    entries = "\n".join(_blacklist_entry(rnd) for _ in range(blacklist))
     (root / "firewall/cluster.fw").write_text(
         f"[OPTIONS]\nenable: 1\n[IPSET blacklist]\n{entries}\n[RULES]\nIN SSH(ACCEPT)\n"
         "[group web]\nIN HTTP(ACCEPT)\nIN HTTPS(ACCEPT)\n")

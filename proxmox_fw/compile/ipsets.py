@@ -1,22 +1,27 @@
-"""Ipsets → nft set pairs (``v4-<base>``/``v6-<base>`` and their ``-nomatch`` twins)."""
+"""Ipsets → nft set pairs (``v4-<base>``/``v6-<base>`` and their ``-nomatch`` twins).
+
+The pair holds the ipset's meaning as pve-firewall's ``hash:net`` sets had it (the longest
+prefix containing an address decides, see ``longest_prefix``): the set holds exactly the
+addresses that match, the ``-nomatch`` twin the addresses a ``!`` entry takes out. They are
+disjoint, so the rules' ``@set`` and ``!= @set-nomatch`` pair means the same as ``@set``.
+"""
 
 from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable
 
+from proxmox_fw.compile.longest_prefix import Block, cidr_blocks, longest_prefix
 from proxmox_fw.compile.refs import RefScope
 from proxmox_fw.diagnostics import Diagnostics
 from proxmox_fw.model import (
     AliasRef,
-    Family,
     IpAddr,
     Ipam,
     IpEntry,
     IpRange,
     Ipset,
     Sdn,
-    entry_family,
 )
 from proxmox_fw.model.address import Cidr
 from proxmox_fw.nft import expr as x
@@ -31,22 +36,33 @@ def element(entry: IpEntry) -> object:
     return x.network(entry)
 
 
+def _blocks(entry: IpEntry, nomatch: bool, bits: int) -> list[Block]:
+    if isinstance(entry, IpRange):
+        return [(lo, hi, nomatch)
+                for lo, hi in cidr_blocks(int(entry.start), int(entry.end), bits)]
+    net = entry.network  # num_addresses is slow: it builds the broadcast address
+    lo = int(net.network_address)
+    return [(lo, lo + (1 << (bits - net.prefixlen)) - 1, nomatch)]
+
+
 def set_pair(
     base: str, v6: bool, entries: Iterable[Entry], comment: str | None = None
 ) -> list[Set]:
     """The match set and its nomatch twin for one family; always both, even when empty,
     so rules can reference them."""
-    family = Family.V6 if v6 else Family.V4
-    typ = "ipv6_addr" if v6 else "ipv4_addr"
-    match: list[object] = []
-    nomatch: list[object] = []
+    version, bits = (6, 128) if v6 else (4, 32)
+    blocks: list[Block] = []
     for entry, neg in entries:
-        if entry_family(entry) is family:
-            (nomatch if neg else match).append(element(entry))
+        if (entry.start if isinstance(entry, IpRange) else entry).version == version:
+            blocks.extend(_blocks(entry, neg, bits))
+    matched, excluded = longest_prefix(blocks)
+    typ = "ipv6_addr" if v6 else "ipv4_addr"
     pre = "v6" if v6 else "v4"
     return [
-        Set(f"{pre}-{base}", typ, ["interval"], True, match, comment),
-        Set(f"{pre}-{base}-nomatch", typ, ["interval"], True, nomatch, comment),
+        Set(f"{pre}-{base}", typ, ["interval"], True,
+            [x.interval(lo, hi, v6) for lo, hi in matched], comment),
+        Set(f"{pre}-{base}-nomatch", typ, ["interval"], True,
+            [x.interval(lo, hi, v6) for lo, hi in excluded], comment),
     ]
 
 
@@ -60,6 +76,8 @@ def resolve_entries(ipset: Ipset, scope: RefScope, diags: Diagnostics) -> list[E
     """Ipset entries with alias references replaced by their address; an entry whose alias
     does not exist costs that entry only."""
     out: list[Entry] = []
+    first: dict[object, tuple[bool, int]] = {}  # network -> (nomatch, line) of its first entry
+    check = any(e.nomatch for e in ipset.entries)  # only a `!` entry can contradict another
     for e in ipset.entries:
         addr = e.address
         if isinstance(addr, AliasRef):
@@ -69,9 +87,16 @@ def resolve_entries(ipset: Ipset, scope: RefScope, diags: Diagnostics) -> list[E
                             f"ipset '{ipset.name}': no such alias '{addr}', entry skipped")
                 continue
             cidr: Cidr = alias.cidr
-            out.append((cidr, e.nomatch))
         else:
-            out.append((addr, e.nomatch))
+            cidr = addr
+        earlier = first.setdefault(cidr.network, (e.nomatch, e.origin.line)) if check else None
+        if earlier is not None and earlier[0] != e.nomatch:
+            diags.warning(
+                e.origin.file, e.origin.line,
+                f"ipset '{ipset.name}': {'! ' if e.nomatch else ''}{cidr.network} repeats "
+                f"the entry of line {earlier[1]} with the opposite meaning; that first entry "
+                "decides (pve-firewall refuses the repeated line)")
+        out.append((cidr, e.nomatch))
     return out
 
 

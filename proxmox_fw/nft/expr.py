@@ -7,6 +7,7 @@ JSON shape lives in one place.
 from __future__ import annotations
 
 import ipaddress
+import socket
 from collections.abc import Sequence
 from typing import Any
 
@@ -56,6 +57,18 @@ def network(value: ipaddress.IPv4Interface | ipaddress.IPv6Interface) -> Json:
     if net.prefixlen == net.max_prefixlen:
         return str(net.network_address)
     return prefix(str(net.network_address), net.prefixlen)
+
+
+def interval(lo: int, hi: int, v6: bool) -> Json:
+    """An inclusive address interval as an element: one aligned block is an address or a
+    prefix, anything else a range. inet_ntop: large ipsets make ipaddress too slow here."""
+    bits, af = (128, socket.AF_INET6) if v6 else (32, socket.AF_INET)
+    first = socket.inet_ntop(af, lo.to_bytes(bits // 8, "big"))
+    span = hi - lo + 1
+    if span & (span - 1) == 0 and lo % span == 0:
+        length = bits - (span.bit_length() - 1)
+        return first if length == bits else prefix(first, length)
+    return range_(first, socket.inet_ntop(af, hi.to_bytes(bits // 8, "big")))
 
 
 # --- statements ------------------------------------------------------------------------

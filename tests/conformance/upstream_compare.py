@@ -37,6 +37,7 @@ Command = dict[str, Any]
 CONFORMANCE: Path = Path(__file__).resolve().parents[2].parent / "shared" / "conformance"
 TREE: Path = CONFORMANCE / "upstream-integration"
 FAMILIES = ("inet", "bridge")
+NOMATCH = "-nomatch"
 
 
 # Equivalences applied before comparing, with why they hold; printed with the report.
@@ -44,6 +45,10 @@ NORMALIZATIONS: tuple[tuple[str, str], ...] = (
     ("set contents compared as covered address intervals",
      "nft stores intervals: host bits of a prefix, /32 vs a bare address, and how entries "
      "are split or merged do not change which packets match"),
+    ("an ipset's set pair compared by what it matches: '@set' minus '@set-nomatch'",
+     "rules use the two only together ('@set' and '!= @set-nomatch', or the ipfilter's two "
+     "drops); ours carves the '!' entries out of the set where they decide (hash:net: the "
+     "longest prefix wins) and lists them in the twin, upstream lists them as written"),
     ("rule matches compared as a set, statements in order",
      "all matches of a rule must hold; their order does not change what matches"),
     ("'counter' statements ignored",
@@ -346,16 +351,38 @@ def _interval(e: Json) -> _Interval:
     return net.version, int(net.network_address), int(net.broadcast_address)
 
 
-def covered(elements: Iterable[Json]) -> list[str]:
-    """The addresses a set covers, merged, as CIDRs or ranges."""
+def _merged(elements: Iterable[Json]) -> list[_Interval]:
     merged: list[list[int]] = []
     for version, lo, hi in sorted(_interval(e) for e in elements):
         if merged and merged[-1][0] == version and lo <= merged[-1][2] + 1:
             merged[-1][2] = max(merged[-1][2], hi)
         else:
             merged.append([version, lo, hi])
+    return [(v, lo, hi) for v, lo, hi in merged]
+
+
+def _minus(keep: list[_Interval], drop: list[_Interval]) -> list[_Interval]:
+    """The addresses of ``keep`` not in ``drop`` (both merged and sorted)."""
+    out: list[_Interval] = []
+    for version, lo, hi in keep:
+        for v, d_lo, d_hi in drop:
+            if v != version or d_hi < lo or d_lo > hi:
+                continue
+            if d_lo > lo:
+                out.append((version, lo, d_lo - 1))
+            lo = d_hi + 1
+            if lo > hi:
+                break
+        if lo <= hi:
+            out.append((version, lo, hi))
+    return out
+
+
+def covered(elements: Iterable[Json], minus: Iterable[Json] = ()) -> list[str]:
+    """The addresses a set covers (without those of ``minus``), merged, as CIDRs or
+    ranges."""
     out: list[str] = []
-    for version, lo, hi in merged:
+    for version, lo, hi in _minus(_merged(elements), _merged(minus)):
         first, last = ipaddress.ip_address(lo), ipaddress.ip_address(hi)
         if version == 6:
             first, last = ipaddress.IPv6Address(lo), ipaddress.IPv6Address(hi)
@@ -441,7 +468,11 @@ def _compare_sets(fam: str, up: TableView, ours: TableView) -> list[Difference]:
         if a.props() != b.props():
             diffs.append(Difference(fam, "set-properties", name,
                                     f"upstream {a.props()}; ours {b.props()}"))
-        ca, cb = covered(a.elements), covered(b.elements)
+        if name.endswith(NOMATCH) and name.removesuffix(NOMATCH) in up.sets:
+            continue  # compared with its set, below
+        twin_a, twin_b = up.sets.get(name + NOMATCH), ours.sets.get(name + NOMATCH)
+        ca = covered(a.elements, twin_a.elements if twin_a else ())
+        cb = covered(b.elements, twin_b.elements if twin_b else ())
         if ca != cb:
             only_up = [x for x in ca if x not in cb]
             only_ours = [x for x in cb if x not in ca]

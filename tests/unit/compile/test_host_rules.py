@@ -103,8 +103,10 @@ def test_ipset_reference_splits_by_family(compile_texts: Compile) -> None:
                       "right": "@v4-dc/web-nomatch"}} in rules[0].expr
     assert {"match": {"op": "==", "left": {"payload": {"protocol": "ip6", "field": "saddr"}},
                       "right": "@v6-dc/web"}} in rules[1].expr
+    # 10.0.0.1 is more specific than the exception around it, so it matches (hash:net)
     assert t.sets["v4-dc/web"].elements == ["10.0.0.1"]
-    assert t.sets["v4-dc/web-nomatch"].elements == [{"prefix": {"addr": "10.0.0.0", "len": 30}}]
+    assert t.sets["v4-dc/web-nomatch"].elements == ["10.0.0.0",
+                                                    {"prefix": {"addr": "10.0.0.2", "len": 31}}]
     assert t.sets["v6-dc/web"].elements == ["fd00::1"]
 
 
