@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
 from proxmox_fw.config.source import ConfigSource, Fingerprint
-from proxmox_fw.diagnostics import Diagnostic, Diagnostics
+from proxmox_fw.diagnostics import Diagnostic, Diagnostics, Severity
 from proxmox_fw.model import (
     ClusterFw,
     Corosync,
@@ -157,7 +157,13 @@ class _RecordingSource:
         return text
 
     def list_dir(self, relpath: str, diags: Diagnostics | None = None) -> list[str]:
-        return self.source.list_dir(relpath, diags)
+        local = Diagnostics()
+        names = self.source.list_dir(relpath, local)
+        if any(d.severity is Severity.ERROR for d in local):
+            self.unreadable.append(relpath)  # its files are unknown, not absent
+        if diags is not None:
+            diags.extend(local)
+        return names
 
     def exists(self, relpath: str) -> bool:
         return self.source.exists(relpath)

@@ -4,7 +4,8 @@ Everything above this module works on text and relative paths, so tests feed a d
 and the daemon feeds the real pmxcfs mount through the same :class:`ConfigSource`.
 Reads never raise: a missing file is ``None`` (its meaning is the loader's business) and
 an unreadable one is ``None`` plus an error diagnostic, so one broken file cannot stop
-the rest of the configuration from loading.
+the rest of the configuration from loading. A FIFO, device, oversized file or a link
+leading out of the directory is unreadable (:mod:`proxmox_fw.config.safefile`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import os
 from pathlib import Path, PurePosixPath
 from typing import Protocol
 
+from proxmox_fw.config.safefile import RefusedFile, inside, read_regular
 from proxmox_fw.diagnostics import Diagnostics
 from proxmox_fw.textlines import strip_bom
 
@@ -61,8 +63,11 @@ class DirectorySource:
             _report(diags, relpath, None, "path outside the configuration directory")
             return None
         try:
-            data = path.read_bytes()
+            data = read_regular(path, self.root)
         except FileNotFoundError:
+            return None
+        except RefusedFile as exc:
+            _report(diags, relpath, None, f"cannot read file: {exc}")
             return None
         except OSError as exc:
             if exc.errno == errno.ENOTDIR:  # a path component is a file: as good as missing
@@ -76,6 +81,10 @@ class DirectorySource:
         if path is None:
             _report(diags, relpath, None, "path outside the configuration directory")
             return []
+        if path.exists() and not inside(path, self.root):
+            _report(diags, relpath, None, "cannot list directory: refused: it leads outside "
+                    "the configuration directory")
+            return []
         try:
             return sorted(os.listdir(path))
         except (FileNotFoundError, NotADirectoryError):
@@ -85,8 +94,10 @@ class DirectorySource:
             return []
 
     def exists(self, relpath: str) -> bool:
+        # A dangling link counts as existing: it is unreadable, not a missing file that
+        # would mean "firewall off".
         path = self._path(relpath)
-        return path is not None and path.exists()
+        return path is not None and os.path.lexists(path)
 
     def fingerprint(self, relpaths: list[str]) -> Fingerprint:
         return tuple((rel, self._stamp(rel)) for rel in relpaths)

@@ -38,7 +38,7 @@ from proxmox_fw.config.loader import (
     watched_paths,
 )
 from proxmox_fw.config.source import ConfigSource, Fingerprint
-from proxmox_fw.diagnostics import Diagnostics
+from proxmox_fw.diagnostics import Diagnostics, Severity
 from proxmox_fw.model import PveConfig
 from proxmox_fw.pipeline import HostFacts, host_facts
 from proxmox_fw.system.localnet import (
@@ -61,6 +61,7 @@ class LastGoodSource:
     def __init__(self, inner: ConfigSource) -> None:
         self.inner = inner
         self._good: dict[str, str] = {}
+        self._good_dirs: dict[str, list[str]] = {}
 
     def read(self, relpath: str, diags: Diagnostics | None = None) -> str | None:
         local = Diagnostics()
@@ -85,7 +86,18 @@ class LastGoodSource:
         return good
 
     def list_dir(self, relpath: str, diags: Diagnostics | None = None) -> list[str]:
-        return self.inner.list_dir(relpath, diags)
+        local = Diagnostics()
+        names = self.inner.list_dir(relpath, local)
+        good = self._good_dirs.get(relpath)
+        if not any(d.severity is Severity.ERROR for d in local):
+            self._good_dirs[relpath] = names
+        elif good is not None:
+            if diags is not None:
+                diags.warning(relpath, None, "directory cannot be listed: using its last "
+                              "good listing")
+            return good
+        _forward(local, diags)
+        return names
 
     def exists(self, relpath: str) -> bool:
         return self.inner.exists(relpath)
