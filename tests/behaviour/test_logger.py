@@ -26,8 +26,8 @@ import pytest
 
 from proxmox_fw.logger.netlink import NfnlSocket
 from tests.behaviour.hostlib import HOST4, HOST6, Firewall, Pkt, cluster_fw, host_fw
-from tests.behaviour.loggerlib import LoggerProcess, eventually, fields
 from tests.harness import rawpkt
+from tests.harness.logdaemon import LoggerProcess, eventually, fields
 from tests.harness.packets import checksum
 from tests.harness.topology import BRIDGE_MACS, OUTSIDE_MAC, Topology
 

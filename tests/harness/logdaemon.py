@@ -51,9 +51,9 @@ class LoggerProcess:
             stdout=subprocess.DEVNULL, stderr=self._err, env=env,
         )  # fmt: skip
 
-    def wait_started(self) -> None:
+    def wait_started(self, timeout: float = 30.0) -> None:
         eventually(lambda: STARTED in self.text() or self.proc.poll() is not None,
-                   "the logger to start")  # fmt: skip
+                   "the logger to start", timeout)  # fmt: skip
         assert self.proc.poll() is None, self.stderr()
 
     def text(self, path: Path | None = None) -> str:
