@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tests.harness.netns import NetNs
+from tests.harness.process import terminate
 
 CLI = Path(sys.executable).parent / "proxmox-firewall"
 STARTED = "starting pvefw logger"
@@ -81,16 +82,9 @@ class LoggerProcess:
     def stop(self) -> int | None:
         """SIGTERM, then SIGKILL if it does not go; returns the exit code."""
         try:
-            if self.proc.poll() is None:
-                self.proc.send_signal(signal.SIGTERM)
-                try:
-                    self.proc.wait(10)
-                except subprocess.TimeoutExpired:
-                    self.proc.kill()
-                    self.proc.wait()
+            return terminate(self.proc)
         finally:
             self._err.close()
-        return self.proc.returncode
 
 
 def fields(line: str) -> dict[str, str]:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from proxmox_fw.nft.client import NftClient, Result
 from proxmox_fw.nft.features import KernelFeatures
 from proxmox_fw.nft.objects import HOST_TABLE, INET
+from tests.harness.process import terminate
 
 if TYPE_CHECKING:
     from tests.harness.netns import NetNs
@@ -232,13 +233,7 @@ class DaemonProcess:
     def stop(self) -> None:
         """SIGTERM, then SIGKILL if it does not go; always closes the log."""
         try:
-            if self.proc.poll() is None:
-                self.proc.send_signal(signal.SIGTERM)
-                try:
-                    self.proc.wait(10)
-                except subprocess.TimeoutExpired:
-                    self.proc.kill()
-                    self.proc.wait()
+            terminate(self.proc)
         finally:
             self._log.close()
             if self.proc.returncode not in (0, None, -signal.SIGKILL):
