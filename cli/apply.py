@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from proxmox_fw import log
 from proxmox_fw.compile import CompileResult
 from proxmox_fw.nft.apply import apply_ruleset
-from proxmox_fw.nft.client import NftClient
+from proxmox_fw.nft.client import JsonRunner, NftClient
 from proxmox_fw.nft.features import probe_features
 from proxmox_fw.system.sysctl import write_side_effects
 
@@ -14,7 +16,11 @@ EXIT_FAILED = 1
 EXIT_PARTIAL = 3
 
 
-def apply_config(result: CompileResult, client: NftClient | None = None) -> int:
+def apply_config(
+    result: CompileResult,
+    client: JsonRunner | None = None,
+    effects_writer: Callable[[dict[str, str]], None] = write_side_effects,
+) -> int:
     logger = log.get()
     unreadable = result.config.unreadable if result.config else []
     if unreadable:
@@ -26,7 +32,7 @@ def apply_config(result: CompileResult, client: NftClient | None = None) -> int:
     if not outcome.ok:
         logger.error(f"applying the ruleset failed, previous ruleset kept: {outcome.error}")
         return EXIT_FAILED
-    write_side_effects(result.side_effects)
+    effects_writer(result.side_effects)
     if outcome.missing_features:
         logger.error(
             "guest table not applied: this kernel lacks "

@@ -30,9 +30,8 @@ from proxmox_fw.model import (
 )
 from proxmox_fw.nft import expr as x
 from proxmox_fw.nft.expr import Json
-from proxmox_fw.nft.objects import BRIDGE, GUEST_TABLE, Chain, Table
+from proxmox_fw.nft.objects import BRIDGE, FILLED_CHAINS, GUEST_TABLE, Chain, Table
 
-OWNED_CHAINS = ("invalid-conntrack",)
 VLAN_TPIDS = (0x8100, 0x88A8)  # 802.1Q and 802.1ad tags
 
 
@@ -66,7 +65,7 @@ def compile_guests(cfg: PveConfig, opts: CompileOptions, diags: Diagnostics) -> 
     if not guests_needed(cfg, opts):
         table.enabled = False
         return table
-    for name in OWNED_CHAINS:
+    for name in FILLED_CHAINS[BRIDGE]:
         table.chain(name, in_skeleton=True)
     for name in ("vm-map-in", "vm-map-out", "bridge-map"):
         table.map(name)

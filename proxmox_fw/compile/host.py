@@ -19,14 +19,8 @@ from proxmox_fw.compile.vnets import vnet_chain
 from proxmox_fw.diagnostics import Diagnostics
 from proxmox_fw.model import Direction, LogLevel, PveConfig, SecurityGroup, Verdict
 from proxmox_fw.nft import expr as x
-from proxmox_fw.nft.objects import HOST_TABLE, INET, CtHelper, Set, Table
+from proxmox_fw.nft.objects import FILLED_CHAINS, HOST_TABLE, INET, CtHelper, Set, Table
 
-# Chains the skeleton declares and the compiler owns (flushed and refilled every time).
-OWNED_CHAINS = (
-    "ratelimit-synflood", "log-invalid-tcp", "log-smurfs", "option-in", "option-out",
-    "cluster-in", "cluster-out", "cluster-forward", "host-in", "host-out", "host-forward",
-    "ct-in", "invalid-conntrack",
-)
 DEFAULT_ORIGIN = "default"
 
 
@@ -42,7 +36,7 @@ def compile_host(cfg: PveConfig, opts: CompileOptions, diags: Diagnostics) -> Ta
     if not firewall_active(cfg, opts) or not cfg.host.options.enable:
         table.enabled = False
         return table
-    for name in OWNED_CHAINS:
+    for name in FILLED_CHAINS[INET]:
         table.chain(name, in_skeleton=True)
     table.map("bridge-map")
 

@@ -15,11 +15,25 @@ from dataclasses import dataclass, field
 from typing import Any
 
 Json = Any  # a JSON fragment (dict / list / str / int / None)
+Command = dict[str, Any]  # one nft JSON command: {"add": {"chain": {...}}}
 
 INET = "inet"
 BRIDGE = "bridge"
 HOST_TABLE = "proxmox-firewall"
 GUEST_TABLE = "proxmox-firewall-guests"
+
+# The chains the skeleton declares empty for the compiler to fill, per table family (the
+# compiler flushes and refills them every time, even when it has no rule for them). Kept
+# here rather than read from the skeleton so compiling stays pure and needs no root; a
+# test compares it with the skeleton's own JSON listing.
+FILLED_CHAINS: dict[str, tuple[str, ...]] = {
+    INET: (
+        "ratelimit-synflood", "log-invalid-tcp", "log-smurfs", "option-in", "option-out",
+        "cluster-in", "cluster-out", "cluster-forward", "host-in", "host-out",
+        "host-forward", "ct-in", "invalid-conntrack",
+    ),
+    BRIDGE: ("invalid-conntrack",),
+}
 
 
 @dataclass(slots=True)

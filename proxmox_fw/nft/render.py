@@ -1,10 +1,17 @@
 """Render a desired Ruleset as nft JSON commands (the output of ``compile``).
 
-The commands apply on top of a loaded skeleton (``skeleton | nft -f -`` then
-``compile | nft -j -f -``), so they follow upstream's shape: skeleton chains are flushed
-and refilled, chains the compiler creates are added and flushed, sets are added, flushed
-and refilled, maps the skeleton declares are flushed and refilled, and a disabled table
-is deleted. Pure: the same Ruleset always gives the same commands.
+Rendering gives each object of a table (set, ct helper, chain, map) as a
+:class:`RenderedObject`: its declaration and its content (rules or elements), with verbs
+(``add``, ``flush``, ``fill``, ``delete``) that turn it into commands, like knftables'
+``tx.Add/Flush/Delete``. ``compile`` and the daemon's diff both start from these objects;
+nobody takes rendered JSON apart again.
+
+The commands of :meth:`RenderedTable.commands` apply on top of a loaded skeleton
+(``skeleton | nft -f -`` then ``compile | nft -j -f -``), so they follow upstream's shape:
+skeleton chains are flushed and refilled, chains the compiler creates are added and
+flushed, sets are added, flushed and refilled, maps the skeleton declares are flushed and
+refilled, and a disabled table is deleted. Pure: the same Ruleset always gives the same
+commands.
 
 Order inside a table: sets and ct helpers first (rules reference them), then every chain
 (rules may jump to chains created later, map elements jump to chains), then map
@@ -15,14 +22,117 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+from dataclasses import dataclass, field
 from typing import Any
 
-from proxmox_fw.nft.objects import Chain, CtHelper, Json, Map, Rule, Ruleset, Set, Table
-
-Command = dict[str, Any]
+from proxmox_fw.nft.objects import (
+    Chain,
+    Command,
+    CtHelper,
+    Json,
+    Map,
+    Rule,
+    Ruleset,
+    Set,
+    Table,
+)
 
 # nft refuses longer rule comments (NFTNL_UDATA_COMMENT_MAXLEN).
 COMMENT_MAX_BYTES = 128
+
+ObjKey = tuple[str, str]  # ("chain" | "set" | "map" | "ct helper", name)
+
+
+@dataclass(slots=True)
+class RenderedObject:
+    """One object of a table as the kernel will hold it.
+
+    Equal objects mean a full apply would put the same thing in the kernel, which is how
+    the daemon's diff decides what changed.
+    """
+
+    kind: str  # "set" | "ct helper" | "chain" | "map"
+    ref: dict[str, Any]  # {"family", "table", "name"}
+    # Body of ``add <kind>``; None: the skeleton declares it (skeleton chains, maps).
+    definition: dict[str, Any] | None
+    # chain: rule bodies; set: elements; map: [key, verdict] pairs; ct helper: nothing.
+    content: list[Json] = field(default_factory=list)
+
+    @property
+    def key(self) -> ObjKey:
+        return (self.kind, self.ref["name"])
+
+    def add(self) -> list[Command]:
+        """The declaration (nothing for what the skeleton declares)."""
+        return [] if self.definition is None else [{"add": {self.kind: self.definition}}]
+
+    def flush(self) -> list[Command]:
+        """Empty it (a ct helper has nothing to flush)."""
+        return [] if self.kind == "ct helper" else [{"flush": {self.kind: dict(self.ref)}}]
+
+    def fill(self) -> list[Command]:
+        """Its rules or elements."""
+        if self.kind == "chain":
+            return [{"add": {"rule": body}} for body in self.content]
+        if self.kind in ("set", "map") and self.content:
+            return self.add_elements(self.content)
+        return []
+
+    def add_elements(self, elements: list[Json]) -> list[Command]:
+        return [{"add": {"element": {**self.ref, "elem": elements}}}]
+
+    def delete_elements(self, elements: list[Json]) -> list[Command]:
+        return [{"delete": {"element": {**self.ref, "elem": elements}}}]
+
+    def delete(self) -> list[Command]:
+        return [{"delete": {self.kind: dict(self.ref)}}]
+
+
+class RenderedTable:
+    """One table rendered once: its objects by key, in rendering order."""
+
+    def __init__(self, table: Table) -> None:
+        self.table = table
+        self.objects: dict[ObjKey, RenderedObject] = {}
+        if table.enabled:
+            for obj in _objects(table):
+                self.objects[obj.key] = obj
+
+    def commands(self) -> list[Command]:
+        """What ``compile`` prints: on top of a loaded skeleton (flush, then refill)."""
+        return self._commands(flush=True)
+
+    def fresh_commands(self) -> list[Command]:
+        """The same, into a table the same transaction has just re-created from the
+        skeleton: nothing to flush (libnftables spends seconds on a flush of a set the
+        same batch fills with 100k elements)."""
+        return self._commands(flush=False)
+
+    def _commands(self, *, flush: bool) -> list[Command]:
+        if not self.table.enabled:
+            return delete_table_commands(self.table.family, self.table.name)
+        objs = self.objects.values()
+        chains = [o for o in objs if o.kind == "chain"]
+        out: list[Command] = []
+        for o in objs:
+            if o.kind in ("set", "ct helper"):
+                out += o.add()
+                out += o.flush() if flush else []
+                out += o.fill()
+        for o in chains:
+            out += o.add()
+            out += o.flush() if flush else []
+        for o in objs:
+            if o.kind == "map":
+                out += o.flush() if flush else []
+                out += o.fill()
+        for o in chains:
+            out += o.fill()
+        return out
+
+
+def render_table(table: Table) -> RenderedTable:
+    return RenderedTable(table)
 
 
 def render_document(rs: Ruleset) -> dict[str, list[Command]]:
@@ -37,29 +147,31 @@ def render_commands(rs: Ruleset) -> list[Command]:
 
 
 def render_table_commands(table: Table) -> list[Command]:
-    if not table.enabled:
-        return delete_table_commands(table.family, table.name)
-    commands: list[Command] = []
-    for s in table.sets.values():
-        commands.extend(_set_commands(table, s))
-    for helper in table.ct_helpers.values():
-        commands.append({"add": {"ct helper": _ct_helper(table, helper)}})
-    for chain in table.chains.values():
-        ref = _chain_ref(table, chain.name)
-        if not chain.in_skeleton:
-            commands.append({"add": {"chain": dict(ref)}})
-        commands.append({"flush": {"chain": dict(ref)}})
-    for m in table.maps.values():
-        commands.extend(_map_commands(table, m))
-    for chain in table.chains.values():
-        commands.extend(_rule_command(table, chain, rule) for rule in chain.rules)
-    return commands
+    return RenderedTable(table).commands()
 
 
 def delete_table_commands(family: str, name: str) -> list[Command]:
     """Delete a table whether or not it exists: ``add`` first makes ``delete`` safe."""
     ref = {"family": family, "name": name}
     return [{"add": {"table": dict(ref)}}, {"delete": {"table": dict(ref)}}]
+
+
+def _objects(table: Table) -> list[RenderedObject]:
+    """Sets, ct helpers, chains, maps: the order their commands are rendered in."""
+    out: list[RenderedObject] = []
+    for s in table.sets.values():
+        out.append(_set_object(table, s))
+    for helper in table.ct_helpers.values():
+        out.append(RenderedObject("ct helper", _chain_ref(table, helper.name),
+                                  _ct_helper(table, helper)))
+    for chain in table.chains.values():
+        ref = _chain_ref(table, chain.name)
+        definition = None if chain.in_skeleton else dict(ref)
+        rules = [_rule_body(table, chain, rule) for rule in chain.rules]
+        out.append(RenderedObject("chain", ref, definition, rules))
+    for m in table.maps.values():
+        out.append(_map_object(table, m))
+    return out
 
 
 def _base(table: Table) -> dict[str, Any]:
@@ -76,7 +188,7 @@ def set_type_json(type_: str) -> Json:
     return parts[0] if len(parts) == 1 else parts
 
 
-def _set_commands(table: Table, s: Set) -> list[Command]:
+def _set_object(table: Table, s: Set) -> RenderedObject:
     body: dict[str, Any] = {**_chain_ref(table, s.name), "type": set_type_json(s.type)}
     if s.flags:
         body["flags"] = list(s.flags)
@@ -84,24 +196,15 @@ def _set_commands(table: Table, s: Set) -> list[Command]:
         body["auto-merge"] = True
     if s.comment:
         body["comment"] = s.comment
-    commands: list[Command] = [
-        {"add": {"set": body}},
-        {"flush": {"set": _chain_ref(table, s.name)}},
-    ]
-    if s.elements:
-        elements = s.elements
-        if s.auto_merge and "interval" in s.flags:
-            elements = merge_overlapping(elements)
-        commands.append({"add": {"element": {**_chain_ref(table, s.name), "elem": elements}}})
-    return commands
+    elements = s.elements
+    if elements and s.auto_merge and "interval" in s.flags:
+        elements = merge_overlapping(elements)
+    return RenderedObject("set", _chain_ref(table, s.name), body, list(elements))
 
 
-def _map_commands(table: Table, m: Map) -> list[Command]:
-    commands: list[Command] = [{"flush": {"map": _chain_ref(table, m.name)}}]
-    if m.elements:
-        elem = [[key, verdict] for key, verdict in m.elements]
-        commands.append({"add": {"element": {**_chain_ref(table, m.name), "elem": elem}}})
-    return commands
+def _map_object(table: Table, m: Map) -> RenderedObject:
+    elem = [[key, verdict] for key, verdict in m.elements]
+    return RenderedObject("map", _chain_ref(table, m.name), None, elem)
 
 
 def _ct_helper(table: Table, helper: CtHelper) -> dict[str, Any]:
@@ -113,11 +216,11 @@ def _ct_helper(table: Table, helper: CtHelper) -> dict[str, Any]:
     }
 
 
-def _rule_command(table: Table, chain: Chain, rule: Rule) -> Command:
+def _rule_body(table: Table, chain: Chain, rule: Rule) -> dict[str, Any]:
     body: dict[str, Any] = {**_base(table), "chain": chain.name, "expr": rule.expr}
     if rule.origin:
         body["comment"] = truncate_comment(rule.origin)
-    return {"add": {"rule": body}}
+    return body
 
 
 def truncate_comment(text: str) -> str:

@@ -17,9 +17,7 @@ from typing import Any
 
 from proxmox_fw.nft.client import NftClient, listing_items
 from proxmox_fw.nft.netns import run_in_new_netns
-from proxmox_fw.nft.objects import BRIDGE, GUEST_TABLE, HOST_TABLE, INET
-
-Command = dict[str, Any]
+from proxmox_fw.nft.objects import BRIDGE, GUEST_TABLE, HOST_TABLE, INET, Command
 
 TABLE_NAMES = {INET: HOST_TABLE, BRIDGE: GUEST_TABLE}
 _MARKER = "# table "
@@ -77,6 +75,21 @@ def _table_commands(family: str) -> tuple[Command, ...]:
         return listing_items(listed.output)
 
     return tuple(listing_to_commands(run_in_new_netns(load_and_list)))
+
+
+@functools.cache
+def skeleton_names(
+    family: str, kinds: tuple[str, ...] = ("chain", "set", "map")
+) -> frozenset[str]:
+    """Names of the objects of ``kinds`` the skeleton declares for one table, from its
+    own JSON listing: never deleted by an update, because skeleton rules may refer to
+    them; only emptied. Raises SkeletonError like :func:`skeleton_commands`."""
+    return frozenset(
+        body["name"]
+        for cmd in _table_commands(family)
+        for kind, body in cmd.get("add", {}).items()
+        if kind in kinds
+    )
 
 
 # Objects whose listing form is also their add form once handles are gone.

@@ -6,8 +6,9 @@ from typing import Any
 
 import pytest
 
-from proxmox_fw.nft.apply import apply_ruleset, build_transaction, remove_tables
+from proxmox_fw.nft.apply import apply_ruleset, remove_tables
 from proxmox_fw.nft.client import NftClient
+from proxmox_fw.nft.diff import plan_update
 from proxmox_fw.nft.features import KernelFeatures, probe_features
 from proxmox_fw.nft.netns import NetnsWorker
 from proxmox_fw.nft.objects import GUEST_TABLE, Ruleset, Set
@@ -148,13 +149,13 @@ def test_guest_table_that_cannot_load_fails_the_whole_transaction(worker: NetnsW
 def test_transaction_shape(worker: NetnsWorker) -> None:
     rs = small_ruleset()
     rs.guests.enabled = False
-    tx = worker.call(lambda: build_transaction(rs, probe_features()))
+    tx = worker.call(lambda: plan_update(None, rs))
     host = {"table": {"family": "inet", "name": "proxmox-firewall"}}
     guests = {"table": {"family": "bridge", "name": GUEST_TABLE}}
     # the host table is reset, rebuilt from the skeleton, then filled; the guest one removed
     assert tx.commands[:3] == [{"add": host}, {"delete": host}, {"add": host}]
     assert tx.commands[-2:] == [{"add": guests}, {"delete": guests}]
-    assert tx.applied_tables == [HOST] and tx.deleted_tables == [GUESTS]
+    assert tx.stats.tables_replaced == [HOST] and tx.stats.tables_deleted == [GUESTS]
 
 
 def test_remove_tables_leaves_foreign_tables(worker: NetnsWorker) -> None:

@@ -10,8 +10,9 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from proxmox_fw.nft.diff import plan_update, skeleton_names
+from proxmox_fw.nft.diff import plan_update
 from proxmox_fw.nft.objects import HOST_TABLE, INET, CtHelper, Ruleset, Set
+from proxmox_fw.nft.skeleton import skeleton_names
 
 Command = dict[str, Any]
 
