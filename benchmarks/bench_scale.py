@@ -35,9 +35,10 @@ from proxmox_fw.config.loader import watched_paths
 from proxmox_fw.config.source import DirectorySource
 from proxmox_fw.nft.apply import loadable_ruleset
 from proxmox_fw.nft.client import NftClient
-from proxmox_fw.nft.diff import RenderedRuleset, plan_update
+from proxmox_fw.nft.diff import plan_update
 from proxmox_fw.nft.features import probe_features
 from proxmox_fw.nft.netns import run_in_new_netns
+from proxmox_fw.nft.render import RenderedRuleset
 from proxmox_fw.pipeline import compile_dir
 from proxmox_fw.system.gcpause import paused_gc
 

@@ -29,8 +29,7 @@ from proxmox_fw.model import (
     SecurityGroup,
 )
 from proxmox_fw.nft import expr as x
-from proxmox_fw.nft.expr import Json
-from proxmox_fw.nft.objects import BRIDGE, FILLED_CHAINS, GUEST_TABLE, Chain, Table
+from proxmox_fw.nft.objects import BRIDGE, FILLED_CHAINS, GUEST_TABLE, Chain, Json, Table
 
 VLAN_TPIDS = (0x8100, 0x88A8)  # 802.1Q and 802.1ad tags
 

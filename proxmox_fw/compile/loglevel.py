@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from proxmox_fw.model import LogLevel, LogRateLimit, Verdict
 from proxmox_fw.nft import expr as x
-from proxmox_fw.nft.expr import Json
+from proxmox_fw.nft.objects import Json
 
 # pvefw-logger does not parse chain names longer than this.
 MAX_LOG_CHAIN = 28

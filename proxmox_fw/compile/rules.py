@@ -33,7 +33,7 @@ from proxmox_fw.model import (
     family_of,
 )
 from proxmox_fw.nft import expr as x
-from proxmox_fw.nft.expr import Json
+from proxmox_fw.nft.objects import Json
 from proxmox_fw.nft.objects import Rule as NftRule
 
 Alt = tuple[Family | None, list[Json]]  # (family the matches pin, or None; matches)

@@ -10,8 +10,7 @@ from proxmox_fw.compile.rules import RuleTarget, compile_rule, verdict_stmt
 from proxmox_fw.diagnostics import Diagnostics
 from proxmox_fw.model import Direction, PveConfig, VnetFw
 from proxmox_fw.nft import expr as x
-from proxmox_fw.nft.expr import Json
-from proxmox_fw.nft.objects import Chain, Table
+from proxmox_fw.nft.objects import Chain, Json, Table
 
 
 def vnet_chain(

@@ -48,7 +48,7 @@ class IpList(Model):
 
 # Scope of a reference: "dc/x", "guest/x", "sdn/x" (ipsets only) or bare (None = legacy:
 # guest first, then dc; for ipsets also sdn as Perl does).
-RefScope = Literal["dc", "guest", "sdn"] | None
+ScopeName = Literal["dc", "guest", "sdn"] | None
 
 
 class AliasRef(Model):
@@ -62,7 +62,7 @@ class AliasRef(Model):
 
 class IpsetRef(Model):
     kind: Literal["ipset"] = "ipset"
-    scope: RefScope
+    scope: ScopeName
     name: str  # case kept; lookups are case-insensitive for dc/guest like Perl
 
     def __str__(self) -> str:

@@ -14,11 +14,11 @@ from __future__ import annotations
 import json
 import threading
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 import nftables
 
-Json = Any
+from proxmox_fw.nft.objects import Json
 
 # libnftables keeps some process-global state (symbol tables, the mini-gmp allocator);
 # serialising commands across threads is cheap and keeps contexts from racing on it.

@@ -32,13 +32,17 @@ every rule referring to it gone).
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field, fields
 from typing import Any
 
 from proxmox_fw.nft.objects import Command, Json, Ruleset, Table
-from proxmox_fw.nft.render import RenderedObject, RenderedTable, delete_table_commands
+from proxmox_fw.nft.render import (
+    RenderedObject,
+    RenderedRuleset,
+    RenderedTable,
+    delete_table_commands,
+)
 from proxmox_fw.nft.skeleton import skeleton_commands, skeleton_names
 
 
@@ -81,27 +85,6 @@ class UpdatePlan:
 
     def document(self) -> dict[str, list[Command]]:
         return {"nftables": self.commands}
-
-
-class RenderedRuleset:
-    """A ruleset rendered once, for both its digest and diffs against it.
-
-    Rendering merges interval elements (large ipsets make that the expensive part), so the
-    daemon keeps the rendering of what it applied and renders each new ruleset once.
-    """
-
-    def __init__(self, rs: Ruleset) -> None:
-        self.ruleset = rs
-        self.tables = [RenderedTable(t) for t in rs.tables]
-        self._digest: str | None = None
-
-    def digest(self) -> str:
-        """SHA-256 of the rendered commands (what a full apply sends after the skeleton)."""
-        if self._digest is None:
-            commands = [c for t in self.tables for c in t.commands()]
-            text = json.dumps(commands, sort_keys=True, separators=(",", ":"))
-            self._digest = hashlib.sha256(text.encode()).hexdigest()
-        return self._digest
 
 
 def plan_update(

@@ -11,7 +11,7 @@ import socket
 from collections.abc import Sequence
 from typing import Any
 
-Json = Any
+from proxmox_fw.nft.objects import Json
 
 # --- expressions -----------------------------------------------------------------------
 

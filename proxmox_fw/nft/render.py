@@ -20,7 +20,9 @@ elements, then rules.
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
+import json
 import socket
 from dataclasses import dataclass, field
 from typing import Any
@@ -133,6 +135,27 @@ class RenderedTable:
 
 def render_table(table: Table) -> RenderedTable:
     return RenderedTable(table)
+
+
+class RenderedRuleset:
+    """A ruleset rendered once, for both its digest and diffs against it.
+
+    Rendering merges interval elements (large ipsets make that the expensive part), so the
+    daemon keeps the rendering of what it applied and renders each new ruleset once.
+    """
+
+    def __init__(self, rs: Ruleset) -> None:
+        self.ruleset = rs
+        self.tables = [RenderedTable(t) for t in rs.tables]
+        self._digest: str | None = None
+
+    def digest(self) -> str:
+        """SHA-256 of the rendered commands (what `compile` prints for it)."""
+        if self._digest is None:
+            commands = [c for t in self.tables for c in t.commands()]
+            text = json.dumps(commands, sort_keys=True, separators=(",", ":"))
+            self._digest = hashlib.sha256(text.encode()).hexdigest()
+        return self._digest
 
 
 def render_document(rs: Ruleset) -> dict[str, list[Command]]:

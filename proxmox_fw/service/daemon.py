@@ -4,8 +4,8 @@ nothing changed.
 One :meth:`Daemon.step` per poll:
 
 1. The force-disable flag exists → remove both tables (once) and stop there.
-2. Our tables vanished or were re-created by someone else (their handles changed) → the
-   next apply is a full one.
+2. Our tables vanished, were re-created or edited by someone else (see :mod:`.kernel`)
+   → the next apply is a full one.
 3. Nothing moved in the inputs (see :mod:`.inputs`) and nothing is due → done: no read,
    no compile, no transaction.
 4. Otherwise read and compile. A file that cannot be read is served from its last good
@@ -45,13 +45,14 @@ from proxmox_fw.compile import CompileResult
 from proxmox_fw.config.loader import CLUSTER_FW, host_fw_paths
 from proxmox_fw.config.source import ConfigSource, DirectorySource
 from proxmox_fw.diagnostics import Severity
-from proxmox_fw.nft.apply import loadable_ruleset, remove_tables, table_handles
+from proxmox_fw.nft.apply import loadable_ruleset, remove_tables
 from proxmox_fw.nft.client import JsonRunner
-from proxmox_fw.nft.diff import RenderedRuleset, UpdatePlan, plan_update
+from proxmox_fw.nft.diff import UpdatePlan, plan_update
 from proxmox_fw.nft.features import KernelFeatures
-from proxmox_fw.nft.generation import ruleset_generation, shape_digest
+from proxmox_fw.nft.render import RenderedRuleset
 from proxmox_fw.pipeline import compile_node, firewall_enabled
 from proxmox_fw.service.inputs import InputWatcher, LocalNetWatcher, Snapshot
+from proxmox_fw.service.kernel import KernelWatch
 from proxmox_fw.service.signals import SignalWaiter
 from proxmox_fw.service.state import (
     ACTIVE,
@@ -125,9 +126,7 @@ class Daemon:
         # unknown). Keeping the rendering makes the next diff render only the new side.
         self.applied: RenderedRuleset | None = None
         self.applied_hash: str | None = None
-        self._handles: dict[str, int] = {}
-        self._generation: int | None = None  # ruleset generation after our last commit
-        self._shape: str | None = None  # shape_digest of our tables after it
+        self.kernel = KernelWatch(client)  # our tables as committed: hand edits show
         self._need_full = True
         self._force_disabled = False
         self._failed_hash: str | None = None
@@ -218,43 +217,13 @@ class Daemon:
         return Outcome.REMOVED
 
     def _check_kernel(self) -> None:
-        """Detect our tables deleted or replaced behind our back."""
-        if self._need_full or self.applied is None or not self._handles:
+        """Detect our tables deleted, replaced or edited behind our back."""
+        if self._need_full or self.applied is None:
             return
-        now = table_handles(self.client)
-        if now is None:
-            return  # listing failed; the next apply will tell
-        lost = [label for label, handle in self._handles.items() if now.get(label) != handle]
-        if lost:
-            self.log.warning("firewall tables removed or replaced outside the daemon: "
-                             + ", ".join(lost) + "; re-applying in full")
+        why = self.kernel.drift()
+        if why is not None:
+            self.log.warning(f"{why}; re-applying in full")
             self._need_full = True
-            return
-        # Any transaction bumps the ruleset generation; only then can our tables have been
-        # edited by hand, and only then are they listed (tersely) and compared.
-        generation = ruleset_generation()
-        if generation is None or generation == self._generation:
-            return
-        self._generation = generation
-        shape = self._tables_shape()
-        if shape is not None and self._shape is not None and shape != self._shape:
-            self.log.warning("firewall rules changed outside the daemon; re-applying in full")
-            self._need_full = True
-
-    def _tables_shape(self) -> str | None:
-        """Digest of our tables' chains, rules and set/map declarations (no elements, no
-        counters); None when the client cannot list (loop tests) or a listing fails."""
-        lister = getattr(self.client, "list_table_terse", None)
-        if lister is None:
-            return None
-        parts: list[str] = []
-        for label in sorted(self._handles):
-            family, name = label.split(" ", 1)
-            res = lister(family, name)
-            if not res.ok:
-                return None
-            parts.append(shape_digest(res.output))
-        return "|".join(parts)
 
     def _apply(
         self, result: CompileResult, loadable: RenderedRuleset, digest: str, missing: list[str]
@@ -305,10 +274,7 @@ class Daemon:
         self.applied, self.applied_hash = loadable, digest
         self._need_full = False
         labels = [f"{t.family} {t.name}" for t in loadable.ruleset.tables if t.enabled]
-        handles = table_handles(self.client) or {}
-        self._handles = {label: handles[label] for label in labels if label in handles}
-        self._generation = ruleset_generation()
-        self._shape = self._tables_shape()
+        self.kernel.committed(labels)
         self._clear_failure()
         self.state.last_apply_at = self._wall()
         self.state.ruleset_hash = digest
@@ -319,7 +285,7 @@ class Daemon:
 
     def _forget_kernel(self) -> None:
         self.applied = self.applied_hash = None
-        self._handles = {}
+        self.kernel.forget()
         self._need_full = True
         self.state.ruleset_hash = None
         self.state.applied_tables = []

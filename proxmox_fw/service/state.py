@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from proxmox_fw.nft.objects import Ruleset
+from proxmox_fw.nft.render import RenderedRuleset
 
 DEFAULT_STATE_DIR = Path("/run/proxmox-firewall")
 STATE_FILE = "state.json"
@@ -117,6 +118,4 @@ def is_running(state: ServiceState) -> bool:
 def ruleset_hash(rs: Ruleset) -> str:
     """A digest of what a full apply of ``rs`` sends, to compare rulesets cheaply (the
     daemon takes it from the rendering it diffs with: the same value)."""
-    from proxmox_fw.nft.diff import RenderedRuleset  # not at import: the CLI reads this module
-
     return RenderedRuleset(rs).digest()

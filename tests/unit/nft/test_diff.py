@@ -11,10 +11,8 @@ import copy
 from typing import Any
 
 from proxmox_fw.nft.diff import plan_update
-from proxmox_fw.nft.objects import HOST_TABLE, INET, CtHelper, Ruleset, Set
+from proxmox_fw.nft.objects import HOST_TABLE, INET, Command, CtHelper, Ruleset, Set
 from proxmox_fw.nft.skeleton import skeleton_names
-
-Command = dict[str, Any]
 
 
 def accept_port(port: int) -> list[Any]:
