@@ -65,7 +65,7 @@ def compile_guests(cfg: PveConfig, opts: CompileOptions, diags: Diagnostics) -> 
         table.enabled = False
         return table
     for name in FILLED_CHAINS[BRIDGE]:
-        table.chain(name, in_skeleton=True)
+        table.chain(name)
     for name in ("vm-map-in", "vm-map-out", "bridge-map"):
         table.map(name)
     if not cfg.host.options.nf_conntrack_allow_invalid:

@@ -37,7 +37,7 @@ def compile_host(cfg: PveConfig, opts: CompileOptions, diags: Diagnostics) -> Ta
         table.enabled = False
         return table
     for name in FILLED_CHAINS[INET]:
-        table.chain(name, in_skeleton=True)
+        table.chain(name)
     table.map("bridge-map")
 
     sdn = sdn_entries(cfg.sdn, cfg.ipam)

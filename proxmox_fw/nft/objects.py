@@ -46,8 +46,9 @@ class Rule:
 class Chain:
     name: str
     rules: list[Rule] = field(default_factory=list)
-    # True for chains the skeleton declares (cluster-in, option-in, ...): the compiler only
-    # fills them (flush + add rule); False for chains it creates (guest-*, group-*, ...).
+    # True for chains the skeleton declares (FILLED_CHAINS: cluster-in, option-in, ...): the
+    # compiler only fills them (flush + add rule); False for chains it creates (guest-*,
+    # group-*, ...).
     in_skeleton: bool = False
 
     def add(self, expr: list[Json], origin: str | None = None) -> None:
@@ -90,10 +91,13 @@ class Table:
     maps: dict[str, Map] = field(default_factory=dict)
     ct_helpers: dict[str, CtHelper] = field(default_factory=dict)
 
-    def chain(self, name: str, *, in_skeleton: bool = False) -> Chain:
-        """Get or create a chain; creation order is kept for rendering."""
+    def chain(self, name: str, *, in_skeleton: bool | None = None) -> Chain:
+        """Get or create a chain; creation order is kept for rendering. A new chain is a
+        skeleton one when :data:`FILLED_CHAINS` lists it (unless ``in_skeleton`` says)."""
         ch = self.chains.get(name)
         if ch is None:
+            if in_skeleton is None:
+                in_skeleton = name in FILLED_CHAINS.get(self.family, ())
             ch = self.chains[name] = Chain(name, in_skeleton=in_skeleton)
         return ch
 
