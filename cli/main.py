@@ -15,6 +15,7 @@ import typer
 from cli.counters import counters_cmd
 from cli.logger import logger as logger_command
 from cli.trace import trace_cmd
+from cli.tryapply import confirm_cmd, try_apply_cmd
 from proxmox_fw import log
 from proxmox_fw.compile import CompileResult
 from proxmox_fw.diagnostics import Diagnostics, Severity
@@ -249,6 +250,8 @@ def status(
 app.command("counters")(counters_cmd)
 app.command("trace")(trace_cmd)
 app.command("logger")(logger_command)
+app.command("try-apply")(try_apply_cmd)
+app.command("confirm")(confirm_cmd)
 
 
 def main() -> None:

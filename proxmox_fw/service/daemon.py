@@ -24,6 +24,10 @@ One :meth:`Daemon.step` per poll:
    error is logged, and the same ruleset is tried again only after a growing back-off
    (or at once when the configuration changes again).
 
+A pending ``try-apply`` holds every step before 2. (the kernel is left alone: no update,
+no repair); a configuration that compiles to the ruleset a try-apply rolled back is not
+applied again until it changes (:func:`proxmox_fw.tools.tryapply.daemon_hold`).
+
 The loop (:func:`run`) sleeps in a :class:`~.signals.SignalWaiter`: SIGTERM/SIGINT remove
 both tables and exit at once, SIGHUP forces a full re-read and re-apply. No exception ends
 the loop: it is logged and the step retried after the back-off.
@@ -67,6 +71,7 @@ from proxmox_fw.service.state import (
 )
 from proxmox_fw.system.gcpause import paused_gc
 from proxmox_fw.system.sysctl import write_side_effects
+from proxmox_fw.tools.tryapply import daemon_hold
 
 MAX_BACKOFF = 300.0  # seconds between retries of a ruleset the kernel keeps refusing
 
@@ -83,6 +88,7 @@ class Outcome(StrEnum):
     SETTLING = "settling"  # a change disables the firewall: wait until its files settle
     FAILED = "failed"  # the kernel refused: the last good ruleset stays
     WAITING = "waiting"  # the same refused ruleset again: retried after the back-off
+    HELD = "held"  # try-apply pending, or its rolled-back ruleset: the kernel is left alone
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +135,7 @@ class Daemon:
         self.kernel = KernelWatch(client)  # our tables as committed: hand edits show
         self._need_full = True
         self._force_disabled = False
+        self._held = False  # a try-apply held the last step
         self._failed_hash: str | None = None
         self._failures = 0
         self._retry_at: float | None = None
@@ -158,6 +165,10 @@ class Daemon:
         if full:
             self._need_full = True
             self.inputs.forget()
+        if daemon_hold(self.opts.state_dir, None, self.client):
+            return self._hold("a try-apply waits for confirmation: leaving the kernel alone")
+        if self._held:  # the try was confirmed or rolled back: look at everything again
+            self._held, self._need_full = False, True
         self._check_kernel()
         changed = self.inputs.changed()
         backing_off = self._retry_at is not None and self._clock() < self._retry_at
@@ -190,6 +201,9 @@ class Daemon:
             return Outcome.UNCHANGED
         if digest == self._failed_hash and not (retry_due or full):
             return Outcome.WAITING
+        if daemon_hold(self.opts.state_dir, digest, self.client):
+            return self._hold("this configuration was rolled back by try-apply: "
+                              "not applied again until it changes")
         outcome = self._apply(result, loadable, digest, missing)
         if unreadable and outcome is Outcome.APPLIED:
             self._schedule_retry(unreadable_why)  # read it again until it can be read
@@ -202,6 +216,13 @@ class Daemon:
                       + ", ".join(unsettled) + " changed just now: removing the tables "
                       "only if that still holds once the files stay unchanged")
         return Outcome.SETTLING
+
+    def _hold(self, why: str) -> Outcome:
+        """A pending or rolled-back try-apply (see proxmox_fw.tools.tryapply)."""
+        if not self._held:
+            self.log.info(why)
+        self._held = True
+        return Outcome.HELD
 
     def _force_disable(self) -> Outcome:
         if self._force_disabled:

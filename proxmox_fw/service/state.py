@@ -16,10 +16,12 @@ import os
 import tempfile
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from proxmox_fw.nft.objects import Ruleset
 from proxmox_fw.nft.render import RenderedRuleset
+
+T = TypeVar("T")
 
 DEFAULT_STATE_DIR = Path("/run/proxmox-firewall")
 STATE_FILE = "state.json"
@@ -56,30 +58,44 @@ class ServiceState:
         """None when ``data`` is not a state this version can read."""
         if not isinstance(data, dict) or not isinstance(data.get("pid"), int):
             return None
-        known = {f.name for f in fields(cls)}
-        try:
-            return cls(**{k: v for k, v in data.items() if k in known})
-        except TypeError:
-            return None
+        return from_known_fields(cls, data)
+
+
+def from_known_fields(cls: type[T], data: Any) -> T | None:
+    """A dataclass ``cls`` from the keys of ``data`` it has fields for (a newer writer may
+    add keys); None when ``data`` is no object or a required field is missing."""
+    if not isinstance(data, dict):
+        return None
+    known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+    try:
+        return cls(**{k: v for k, v in data.items() if k in known})
+    except TypeError:
+        return None
 
 
 def state_path(state_dir: Path) -> Path:
     return state_dir / STATE_FILE
 
 
-def write_state(state_dir: Path, state: ServiceState) -> None:
-    """Atomically replace the state file; raises OSError (the caller logs it)."""
-    state_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".state.", dir=state_dir)
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Replace ``path`` with ``data`` as JSON (temp file + rename: a reader never sees
+    half a file); raises OSError."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "w") as fh:
-            json.dump(state.to_json(), fh, indent=1, sort_keys=True)
+            json.dump(data, fh, indent=1, sort_keys=True)
             fh.write("\n")
-        os.replace(tmp, state_path(state_dir))
+        os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def write_state(state_dir: Path, state: ServiceState) -> None:
+    """Atomically replace the state file; raises OSError (the caller logs it)."""
+    write_json_atomic(state_path(state_dir), state.to_json())
 
 
 def read_state(state_dir: Path) -> ServiceState | None:

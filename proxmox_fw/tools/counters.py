@@ -14,10 +14,7 @@ since gets a new handle and counts from zero anyway.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +22,7 @@ from typing import Any
 
 from proxmox_fw.nft.apply import table_handles
 from proxmox_fw.nft.client import NftClient
+from proxmox_fw.service.state import write_json_atomic
 from proxmox_fw.tools.kernelrules import KernelRule, read_rules
 
 BASELINE_FILE = "counters-zero.json"
@@ -97,16 +95,7 @@ def read_baseline(state_dir: Path) -> Baseline | None:
 
 def write_baseline(state_dir: Path, baseline: Baseline) -> None:
     """Atomically replace the baseline file; raises OSError."""
-    state_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".counters.", dir=state_dir)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(baseline.to_json(), fh)
-        os.replace(tmp, state_dir / BASELINE_FILE)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    write_json_atomic(state_dir / BASELINE_FILE, baseline.to_json())
 
 
 def take_baseline(rules: list[KernelRule], handles: dict[str, int], now: float) -> Baseline:
