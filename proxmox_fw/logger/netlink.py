@@ -13,12 +13,10 @@ import struct
 from collections.abc import Iterator
 
 NETLINK_NETFILTER = 12
-NLMSG_ERROR, NLMSG_DONE = 2, 3
+NLMSG_ERROR = 2
 NLM_F_REQUEST, NLM_F_ACK = 0x1, 0x4
 NLA_TYPE_MASK = 0x3FFF
 SO_RCVBUFFORCE = 33
-SOL_NETLINK = 270
-NETLINK_NO_ENOBUFS = 5
 
 
 def attrs(data: bytes | memoryview, start: int = 0, end: int | None = None) -> dict[int, bytes]:
