@@ -20,7 +20,10 @@ def apply_config(
     result: CompileResult,
     client: JsonRunner | None = None,
     effects_writer: Callable[[dict[str, str]], None] = write_side_effects,
+    side_effects: bool = True,
 ) -> int:
+    """``side_effects`` False: the ruleset only, no sysctl and no flag file (a demo or
+    test in a network namespace must not change the machine it runs on)."""
     logger = log.get()
     unreadable = result.config.unreadable if result.config else []
     if unreadable:
@@ -32,7 +35,8 @@ def apply_config(
     if not outcome.ok:
         logger.error(f"applying the ruleset failed, previous ruleset kept: {outcome.error}")
         return EXIT_FAILED
-    effects_writer(result.side_effects)
+    if side_effects:
+        effects_writer(result.side_effects)
     if outcome.missing_features:
         logger.error(
             "guest table not applied: this kernel lacks "

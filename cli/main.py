@@ -141,12 +141,20 @@ def skeleton(
     sys.stdout.write(text)
 
 
+_SIDE_EFFECTS_HELP = ("Write the conntrack sysctls and /var/lib/pve-firewall/log_nf_conntrack "
+                      "(--no-side-effects: the ruleset only, e.g. in a test namespace).")
+
+
 @app.command("apply")
-def apply_cmd(ctx: typer.Context) -> None:
+def apply_cmd(
+    ctx: typer.Context,
+    side_effects: Annotated[bool, typer.Option(
+        "--side-effects/--no-side-effects", help=_SIDE_EFFECTS_HELP)] = True,
+) -> None:
     """Load skeleton and compiled rules into the kernel in one transaction."""
     from cli.apply import apply_config
 
-    code = apply_config(_compile(ctx.obj))
+    code = apply_config(_compile(ctx.obj), side_effects=side_effects)
     raise typer.Exit(code)
 
 
@@ -174,9 +182,7 @@ def start(
     force_disable_flag: Annotated[Path, typer.Option(
         "--force-disable-flag", help=_FLAG_HELP)] = FORCE_DISABLE_FLAG,
     side_effects: Annotated[bool, typer.Option(
-        "--side-effects/--no-side-effects",
-        help="Write the conntrack sysctls and /var/lib/pve-firewall/log_nf_conntrack.",
-    )] = True,
+        "--side-effects/--no-side-effects", help=_SIDE_EFFECTS_HELP)] = True,
 ) -> None:
     """Run the firewall daemon in the foreground (the proxmox-firewall service).
 

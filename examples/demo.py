@@ -50,10 +50,10 @@ def main() -> int:
     with pve_sim_topology(include_guests=False) as topo:
         ns = topo.ns_name("host")
         print(f"== proxmox-firewall --pve-dir {PVE.relative_to(ROOT)} --nodename pve1 apply"
-              f"   (inside namespace {ns})")
+              f" --no-side-effects   (inside namespace {ns})")
         run = subprocess.run(
             ["ip", "netns", "exec", ns, str(CLI), "--pve-dir", str(PVE), "--nodename", "pve1",
-             "apply"], capture_output=True, text=True, check=False)
+             "apply", "--no-side-effects"], capture_output=True, text=True, check=False)
         sys.stdout.write(run.stderr)
         print(f"exit code {run.returncode}"
               + (" (host table applied; guest table needs missing kernel features)"
