@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 
+from cli.check import check_cmd
 from cli.counters import counters_cmd
 from cli.logger import logger as logger_command
 from cli.trace import trace_cmd
@@ -253,6 +254,7 @@ def status(
     raise typer.Exit(report.exit_code)
 
 
+app.command("check")(check_cmd)
 app.command("counters")(counters_cmd)
 app.command("trace")(trace_cmd)
 app.command("logger")(logger_command)

@@ -140,6 +140,7 @@ class ClusterFw(Model):
     file: str = "firewall/cluster.fw"
     present: bool = False
     options: ClusterOptions = Field(default_factory=ClusterOptions)
+    option_lines: dict[str, int] = Field(default_factory=dict)  # option → line it was set on
     aliases: dict[str, Alias] = Field(default_factory=dict)  # key: lowercased name
     ipsets: dict[str, Ipset] = Field(default_factory=dict)  # key: lowercased name
     rules: list[Rule] = Field(default_factory=list)
@@ -153,6 +154,7 @@ class HostFw(Model):
     file: str = "local/host.fw"
     present: bool = False
     options: HostOptions = Field(default_factory=HostOptions)
+    option_lines: dict[str, int] = Field(default_factory=dict)
     rules: list[Rule] = Field(default_factory=list)
 
 
@@ -162,6 +164,7 @@ class GuestFw(Model):
     file: str = ""
     present: bool = False
     options: GuestOptions = Field(default_factory=GuestOptions)
+    option_lines: dict[str, int] = Field(default_factory=dict)
     aliases: dict[str, Alias] = Field(default_factory=dict)
     ipsets: dict[str, Ipset] = Field(default_factory=dict)
     rules: list[Rule] = Field(default_factory=list)
@@ -173,4 +176,5 @@ class VnetFw(Model):
     file: str
     name: str
     options: VnetOptions = Field(default_factory=VnetOptions)
+    option_lines: dict[str, int] = Field(default_factory=dict)
     rules: list[Rule] = Field(default_factory=list)

@@ -1,0 +1,161 @@
+"""``check``: every problem of the configuration, before anything is applied.
+
+Three sources, one list of :class:`Diagnostic`: what the parsers and the compiler report
+(errors: the object is skipped), :mod:`.lint`'s warnings (suspicious but loaded), and,
+as root, the kernel's own verdict on the compiled ruleset. The kernel check runs the
+same transaction ``apply`` would send through libnftables' check mode (the kernel
+validates the batch and aborts it) inside a throwaway network namespace, so the live
+ruleset is never touched; a refused batch is narrowed down to the rules the kernel
+refuses, each reported at its config file:line.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from proxmox_fw.diagnostics import Diagnostic, Diagnostics, Severity
+from proxmox_fw.nft.apply import build_transaction
+from proxmox_fw.nft.client import NftClient
+from proxmox_fw.nft.features import KernelFeatures, probe_features
+from proxmox_fw.nft.netns import run_in_new_netns
+from proxmox_fw.nft.objects import Ruleset
+from proxmox_fw.nft.skeleton import SkeletonError
+from proxmox_fw.pipeline import compile_node, host_facts, load_node
+from proxmox_fw.tools.lint import errors_at, lint_config
+
+KERNEL = "kernel"  # the "file" of problems that belong to no config line
+
+EXIT_CLEAN = 0
+EXIT_WARNINGS = 1
+EXIT_ERRORS = 2
+
+Command = dict[str, Any]
+
+
+@dataclass(slots=True)
+class CheckReport:
+    problems: list[Diagnostic] = field(default_factory=list)
+    kernel_checked: bool = False
+
+    @property
+    def exit_code(self) -> int:
+        severities = {p.severity for p in self.problems}
+        if Severity.ERROR in severities:
+            return EXIT_ERRORS
+        return EXIT_WARNINGS if Severity.WARNING in severities else EXIT_CLEAN
+
+    def to_json(self) -> dict[str, Any]:
+        return {"problems": [{"file": p.file, "line": p.line, "severity": str(p.severity),
+                              "message": p.message} for p in self.problems],
+                "kernel_checked": self.kernel_checked}  # fmt: skip
+
+
+def _order(d: Diagnostic) -> tuple[bool, str, int]:
+    return d.file == KERNEL, d.file, d.line or 0
+
+
+def run_check(pve_dir: Path, nodename: str, *, kernel: bool | None = None) -> CheckReport:
+    """Check the configuration of ``nodename``; ``kernel`` None: check with the kernel
+    when running as root (creating a network namespace needs it)."""
+    diags = Diagnostics()
+    cfg = load_node(pve_dir, nodename, diags)
+    # Like `compile`: the configuration is checked whichever service host.fw picks.
+    facts = host_facts(cfg, honor_nftables_switch=False)
+    for w in facts.warnings:
+        diags.warning(cfg.cluster.file, None, w)
+    result = compile_node(cfg, facts, diags)
+    for d in lint_config(cfg, errors_at(diags)):
+        diags.add(d.file, d.line, d.message, d.severity)
+    report = CheckReport(sorted(diags, key=_order))
+    if kernel if kernel is not None else os.geteuid() == 0:
+        try:
+            report.problems += kernel_problems(result.ruleset)
+            report.kernel_checked = True
+        except OSError as exc:
+            report.problems.append(Diagnostic(KERNEL, None, Severity.ERROR,
+                                              f"cannot check with the kernel: {exc}"))
+    return report
+
+
+def kernel_problems(rs: Ruleset, features: KernelFeatures | None = None) -> list[Diagnostic]:
+    """What this kernel would refuse of ``rs`` (needs root: a throwaway namespace)."""
+    feats = features if features is not None else probe_features()
+    out = Diagnostics()
+    try:
+        tx = build_transaction(rs, feats)
+    except SkeletonError as exc:
+        out.error(KERNEL, None, f"the skeleton does not load: {exc}")
+        return list(out)
+    if tx.missing_features:
+        out.warning(KERNEL, None, "the guest table cannot be loaded on this kernel, which lacks "
+                    + ", ".join(tx.missing_features)
+                    + "; apply loads the host table alone and exits 3")  # fmt: skip
+    for where, message in run_in_new_netns(_refused, tx.commands):
+        if where is None:
+            out.error(KERNEL, None, f"the kernel refuses the ruleset: {message}")
+        else:
+            file, _, line = where.rpartition(":")
+            out.error(file, int(line), f"the kernel refuses this rule: {message}")
+    return list(out)
+
+
+def _is_rule(cmd: Command) -> bool:
+    return "rule" in cmd.get("add", {})
+
+
+def _rule_origin(cmd: Command) -> str | None:
+    comment = cmd["add"]["rule"].get("comment")
+    if isinstance(comment, str):
+        _, sep, line = comment.rpartition(":")
+        if sep and line.isdigit():
+            return comment
+    return None
+
+
+def _first_line(error: str) -> str:
+    """libnftables' message without its location prefix (``internal:0:0-0: Error: ``)."""
+    lines = [ln.strip() for ln in error.strip().splitlines() if ln.strip()]
+    if not lines:
+        return "refused"
+    _, sep, message = lines[0].partition("Error: ")
+    return message if sep else lines[0]
+
+
+def _refused(commands: list[Command]) -> list[tuple[str | None, str]]:
+    """In a fresh namespace: nothing if the kernel takes ``commands``; else each refused
+    rule as (its origin ``file:line``, the error), or (None, error) when what fails is not
+    a single rule."""
+    client = NftClient()
+    client.set_check_mode(True)
+
+    def error(cmds: list[Command]) -> str | None:
+        result = client.run_json({"nftables": cmds})
+        return None if result.ok else _first_line(result.error)
+
+    whole = error(commands)
+    if whole is None:
+        return []
+    base = [c for c in commands if not _is_rule(c)]
+    if (err := error(base)) is not None:
+        return [(None, err)]
+    found: list[tuple[str | None, str]] = []
+    for rules in _by_chain(commands):
+        if error(base + rules) is None:
+            continue
+        for rule in rules:
+            if (err := error([*base, rule])) is not None:
+                found.append((_rule_origin(rule), err))
+    return found or [(None, whole)]
+
+
+def _by_chain(commands: list[Command]) -> Iterator[list[Command]]:
+    chains: dict[tuple[str, str, str], list[Command]] = {}
+    for c in commands:
+        if _is_rule(c):
+            r = c["add"]["rule"]
+            chains.setdefault((r["family"], r["table"], r["chain"]), []).append(c)
+    yield from chains.values()
