@@ -26,8 +26,11 @@ import os
 import re
 import socket
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Protocol, TypeVar
+
+from proxmox_fw.nft.objects import BRIDGE, GUEST_TABLE, HOST_TABLE, INET
 
 NETLINK_NETFILTER = 12
 NFNL_SUBSYS_NFTABLES = 10
@@ -84,6 +87,11 @@ _RECV_BUFFER = 1 << 18  # a dump part is at most 32 KiB; a reply to a GET is sma
 _DUMP_ATTEMPTS = 5  # a dump the ruleset changed under is retried this often
 
 
+T = TypeVar("T")
+TableNames = tuple[tuple[str, str], ...]  # ((family, name), ...)
+OUR_TABLES: TableNames = ((INET, HOST_TABLE), (BRIDGE, GUEST_TABLE))
+
+
 class KernelStateError(OSError):
     """The kernel could not be asked, or answered with an error other than ENOENT."""
 
@@ -114,6 +122,17 @@ class TableShape:
     objects: int
     rules: int
     digest: str  # sha256 over the table's flags and all of the above
+
+
+@dataclass(frozen=True, slots=True)
+class KernelSnapshot:
+    """Our tables' shapes, all as of the same ruleset generation."""
+
+    generation: int
+    shapes: dict[str, TableShape]  # the tables that exist, by label
+
+    def handles(self) -> dict[str, int]:
+        return {label: shape.table.handle for label, shape in self.shapes.items()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,16 +296,19 @@ class NftNetlink:
         return [_table_state(m) for m in self._dump(NFT_MSG_GETTABLE, number)
                 if m.kind == NFT_MSG_NEWTABLE]
 
-    def table_shape(self, family: str, name: str) -> TableShape | None:
-        """The shape of one table (None: there is none), consistent with one generation."""
+    def snapshot(self, tables: TableNames) -> KernelSnapshot:
+        """The shapes of those of ``tables`` that exist, all as of one generation."""
         for _ in range(_DUMP_ATTEMPTS):
             before = self.generation()
-            shape = self._shape_once(family, name)
+            found = (self.table_shape(family, name) for family, name in tables)
+            shapes = {s.table.label: s for s in found if s is not None}
             if self.generation() == before:
-                return shape
-        raise KernelStateError(0, "the ruleset kept changing while reading a table")
+                return KernelSnapshot(before, shapes)
+        raise KernelStateError(0, "the ruleset kept changing while reading our tables")
 
-    def _shape_once(self, family: str, name: str) -> TableShape | None:
+    def table_shape(self, family: str, name: str) -> TableShape | None:
+        """The shape of one table (None: there is none). A transaction committed while
+        it is read may show in part: :meth:`snapshot` retries until none did."""
         table = self.table(family, name)
         if table is None:
             return None
@@ -377,15 +399,60 @@ def read_generation() -> int:
         return nl.generation()
 
 
-def read_tables(tables: tuple[tuple[str, str], ...]) -> dict[str, TableState]:
-    """Those of ``tables`` ((family, name) pairs) that exist, by label."""
+def read_tables(tables: TableNames) -> dict[str, TableState]:
+    """Those of ``tables`` that exist, by label."""
     with NftNetlink() as nl:
         found = (nl.table(family, name) for family, name in tables)
         return {t.label: t for t in found if t is not None}
 
 
-def read_table_shapes(tables: tuple[tuple[str, str], ...]) -> dict[str, TableShape]:
-    """The shapes of those of ``tables`` that exist, by label."""
+def our_table_handles() -> dict[str, int] | None:
+    """Handles of the firewall tables present (``"inet proxmox-firewall"`` → handle);
+    None when the kernel cannot be asked. A table deleted and created again by someone
+    else comes back with a new handle."""
+    tables = NetlinkReader().tables(OUR_TABLES)
+    return None if tables is None else {label: t.handle for label, t in tables.items()}
+
+
+def read_snapshot(tables: TableNames) -> KernelSnapshot:
+    """The shapes of those of ``tables`` that exist, as of one generation."""
     with NftNetlink() as nl:
-        found = (nl.table_shape(family, name) for family, name in tables)
-        return {s.table.label: s for s in found if s is not None}
+        return nl.snapshot(tables)
+
+
+class KernelReader(Protocol):
+    """What the daemon, ``status`` and the tools ask the kernel about our tables; None
+    means the kernel could not be asked. :class:`NetlinkReader` is the real one; the
+    daemon's loop tests answer from a fake ruleset."""
+
+    def generation(self) -> int | None: ...
+
+    def tables(self, tables: TableNames) -> dict[str, TableState] | None: ...
+
+    def snapshot(self, tables: TableNames) -> KernelSnapshot | None: ...
+
+
+class NetlinkReader:
+    """:class:`KernelReader` over netlink, in the namespace of the calling thread; the
+    last failure is kept in ``error``."""
+
+    def __init__(self) -> None:
+        self.error = ""
+
+    def _ask(self, question: Callable[[], T]) -> T | None:
+        try:
+            answer = question()
+        except KernelStateError as exc:
+            self.error = str(exc)
+            return None
+        self.error = ""
+        return answer
+
+    def generation(self) -> int | None:
+        return self._ask(read_generation)
+
+    def tables(self, tables: TableNames) -> dict[str, TableState] | None:
+        return self._ask(lambda: read_tables(tables))
+
+    def snapshot(self, tables: TableNames) -> KernelSnapshot | None:
+        return self._ask(lambda: read_snapshot(tables))

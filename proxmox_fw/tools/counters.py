@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from proxmox_fw.nft.apply import table_handles
 from proxmox_fw.nft.client import NftClient
+from proxmox_fw.nft.kernelstate import our_table_handles
 from proxmox_fw.service.state import write_json_atomic
 from proxmox_fw.tools.kernelrules import KernelRule, read_rules
 
@@ -164,7 +164,7 @@ class CountersReport:
 def collect_counters(client: NftClient, state_dir: Path, *, vmid: int | None = None,
                      zero: bool = False) -> CountersReport:  # fmt: skip
     """Read the counters (minus the last baseline); with ``zero`` store a new baseline."""
-    handles = table_handles(client) or {}
+    handles = our_table_handles() or {}
     rules = read_rules(client)
     baseline = read_baseline(state_dir)
     counts = count_rules(rules, baseline=baseline, handles=handles, vmid=vmid)

@@ -29,7 +29,7 @@ from proxmox_fw.nft.kernelstate import (
     TableShape,
     iter_attrs,
     read_generation,
-    read_table_shapes,
+    read_snapshot,
     read_tables,
 )
 from proxmox_fw.nft.netns import NetnsWorker
@@ -247,8 +247,7 @@ SHAPED = (
 
 
 def shape_of(family: str = INET, name: str = "t") -> TableShape:
-    shapes = read_table_shapes(((family, name),))
-    return shapes[f"{family} {name}"]
+    return read_snapshot(((family, name),)).shapes[f"{family} {name}"]
 
 
 def send_udp(count: int) -> None:
@@ -352,8 +351,11 @@ def test_shape_sees_each_hand_edit(worker: NetnsWorker, edit: str) -> None:
 def test_shape_of_a_missing_table_and_a_recreated_one(worker: NetnsWorker) -> None:
     def body() -> tuple[dict[str, TableShape], TableShape, TableShape]:
         client = NftClient()
-        missing = read_table_shapes(OURS)
+        missing = read_snapshot(OURS).shapes
         run_ok(SHAPED)(client)
+        snap = read_snapshot(((INET, "t"),))
+        assert snap.generation == read_generation()
+        assert snap.handles() == {f"{INET} t": snap.shapes[f"{INET} t"].table.handle}
         first = shape_of()
         run_ok(f"delete table {INET} t\n" + SHAPED)(client)
         return missing, first, shape_of()
