@@ -410,7 +410,7 @@ def our_table_handles() -> dict[str, int] | None:
     """Handles of the firewall tables present (``"inet proxmox-firewall"`` → handle);
     None when the kernel cannot be asked. A table deleted and created again by someone
     else comes back with a new handle."""
-    tables = NetlinkReader().tables(OUR_TABLES)
+    tables = NetlinkReader().present(OUR_TABLES)
     return None if tables is None else {label: t.handle for label, t in tables.items()}
 
 
@@ -427,7 +427,7 @@ class KernelReader(Protocol):
 
     def generation(self) -> int | None: ...
 
-    def tables(self, tables: TableNames) -> dict[str, TableState] | None: ...
+    def present(self, tables: TableNames) -> dict[str, TableState] | None: ...
 
     def snapshot(self, tables: TableNames) -> KernelSnapshot | None: ...
 
@@ -451,7 +451,7 @@ class NetlinkReader:
     def generation(self) -> int | None:
         return self._ask(read_generation)
 
-    def tables(self, tables: TableNames) -> dict[str, TableState] | None:
+    def present(self, tables: TableNames) -> dict[str, TableState] | None:
         return self._ask(lambda: read_tables(tables))
 
     def snapshot(self, tables: TableNames) -> KernelSnapshot | None:

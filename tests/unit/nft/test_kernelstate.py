@@ -8,110 +8,37 @@ family, some holding large sets, and check the answers against what was created.
 
 from __future__ import annotations
 
-import itertools
 import socket
 import struct
 import subprocess
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 
 import pytest
 
-from proxmox_fw.nft import kernelstate
 from proxmox_fw.nft.client import NftClient
 from proxmox_fw.nft.kernelstate import (
     FAMILIES,
+    OUR_TABLES,
     TABLE_F_DORMANT,
     TABLE_F_OWNER,
     TABLE_F_PERSIST,
     KernelStateError,
+    NetlinkReader,
     NftNetlink,
     TableShape,
     iter_attrs,
+    our_table_handles,
     read_generation,
     read_snapshot,
     read_tables,
 )
 from proxmox_fw.nft.netns import NetnsWorker
 from proxmox_fw.nft.objects import BRIDGE, GUEST_TABLE, HOST_TABLE, INET
+from tests.unit.nft.nft_testlib import TableMaker, add_foreign_tables
 
-OURS = ((INET, HOST_TABLE), (BRIDGE, GUEST_TABLE))
+OURS = OUR_TABLES
 HOST = f"{INET} {HOST_TABLE}"
 GUESTS = f"{BRIDGE} {GUEST_TABLE}"
-ALL_FLAGS = (TABLE_F_DORMANT, TABLE_F_OWNER, TABLE_F_PERSIST)
-
-
-# -- creating tables with any flags (libnftables 1.0.6 knows no "persist") ----------------
-NFNL_MSG_BATCH_BEGIN, NFNL_MSG_BATCH_END = 0x10, 0x11
-NLM_F_ACK, NLM_F_CREATE = 0x4, 0x400
-
-
-def _nlmsg(kind: int, flags: int, seq: int, family: int, res_id: int, attrs: bytes) -> bytes:
-    body = struct.pack("=BBH", family, 0, socket.htons(res_id)) + attrs
-    return struct.pack("=IHHII", 16 + len(body), kind, flags, seq, 0) + body
-
-
-def _attr(atype: int, payload: bytes) -> bytes:
-    return struct.pack("=HH", 4 + len(payload), atype) + payload + b"\0" * (-len(payload) % 4)
-
-
-class TableMaker:
-    """A netlink socket that creates tables; tables with the owner flag live as long as
-    it stays open (unless they also carry ``persist``)."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, kernelstate.NETLINK_NETFILTER)
-        self.sock.settimeout(2.0)
-        self.seq = 100
-
-    def create(self, family: str, name: str, flags: int) -> int:
-        """0 when the kernel created the table, else the errno it refused it with."""
-        self.seq += 3
-        attrs = _attr(1, name.encode() + b"\0") + _attr(2, struct.pack(">I", flags))
-        batch = (
-            _nlmsg(NFNL_MSG_BATCH_BEGIN, 1, self.seq, 0, kernelstate.NFNL_SUBSYS_NFTABLES, b"")
-            + _nlmsg((kernelstate.NFNL_SUBSYS_NFTABLES << 8) | kernelstate.NFT_MSG_NEWTABLE,
-                     1 | NLM_F_ACK | NLM_F_CREATE, self.seq + 1, FAMILIES[family], 0, attrs)
-            + _nlmsg(NFNL_MSG_BATCH_END, 1, self.seq + 2, 0, kernelstate.NFNL_SUBSYS_NFTABLES,
-                     b"")
-        )
-        self.sock.send(batch)
-        while True:
-            data = self.sock.recv(65536)
-            pos = 0
-            while pos + 16 <= len(data):
-                length, kind, _f, seq, _p = struct.unpack_from("=IHHII", data, pos)
-                if kind == 2 and seq == self.seq + 1:
-                    return -int(struct.unpack_from("=i", data, pos + 16)[0])
-                pos += (length + 3) & ~3
-
-    def close(self) -> None:
-        self.sock.close()
-
-
-@dataclass(frozen=True)
-class Foreign:
-    family: str
-    name: str
-    flags: int
-
-
-def flag_sets() -> Iterator[int]:
-    """Every combination of the known flags, the empty one included."""
-    for n in range(len(ALL_FLAGS) + 1):
-        for combo in itertools.combinations(ALL_FLAGS, n):
-            yield sum(combo)
-
-
-def add_foreign_tables(maker: TableMaker) -> list[Foreign]:
-    """In every family, a table with each flag combination the kernel accepts."""
-    made = []
-    for family in FAMILIES:
-        for flags in flag_sets():
-            name = f"other-{flags}"
-            if maker.create(family, name, flags) == 0:
-                made.append(Foreign(family, name, flags))
-    return made
 
 
 def add_big_sets(client: NftClient, elements: int) -> None:
@@ -171,6 +98,10 @@ def test_our_tables_by_name_next_to_flagged_foreign_tables(worker: NetnsWorker) 
                     assert state.handle == libnft_handle(client, family, name)
                 assert ours[HOST].use == 2  # one chain, one set
             assert read_generation() == generation  # reading commits nothing
+            reader = NetlinkReader()
+            assert reader.generation() == generation and reader.error == ""
+            assert reader.present(OURS) == ours
+            assert our_table_handles() == {label: t.handle for label, t in ours.items()}
 
             # Every flag the kernel knows was accepted somewhere, and each table is
             # reported with exactly the flags it was created with.
