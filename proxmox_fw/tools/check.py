@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from proxmox_fw.diagnostics import Diagnostic, Diagnostics, Severity
-from proxmox_fw.nft.apply import build_transaction
+from proxmox_fw.nft.apply import loadable_ruleset
 from proxmox_fw.nft.client import NftClient
+from proxmox_fw.nft.diff import plan_update
 from proxmox_fw.nft.features import KernelFeatures, probe_features
 from proxmox_fw.nft.netns import run_in_new_netns
 from proxmox_fw.nft.objects import Ruleset
@@ -85,16 +86,17 @@ def kernel_problems(rs: Ruleset, features: KernelFeatures | None = None) -> list
     """What this kernel would refuse of ``rs`` (needs root: a throwaway namespace)."""
     feats = features if features is not None else probe_features()
     out = Diagnostics()
+    loadable, missing = loadable_ruleset(rs, feats)
+    if missing:
+        out.warning(KERNEL, None, "the guest table cannot be loaded on this kernel, which lacks "
+                    + ", ".join(missing)
+                    + "; apply loads the host table alone and exits 3")  # fmt: skip
     try:
-        tx = build_transaction(rs, feats)
+        commands = plan_update(None, loadable).commands
     except SkeletonError as exc:
         out.error(KERNEL, None, f"the skeleton does not load: {exc}")
         return list(out)
-    if tx.missing_features:
-        out.warning(KERNEL, None, "the guest table cannot be loaded on this kernel, which lacks "
-                    + ", ".join(tx.missing_features)
-                    + "; apply loads the host table alone and exits 3")  # fmt: skip
-    for where, message in run_in_new_netns(_refused, tx.commands):
+    for where, message in run_in_new_netns(_refused, commands):
         if where is None:
             out.error(KERNEL, None, f"the kernel refuses the ruleset: {message}")
         else:
