@@ -18,6 +18,7 @@ import pytest
 
 from tests.behaviour.hostlib import (
     HOST4,
+    HOST6,
     Firewall,
     Pkt,
     cluster_fw,
@@ -96,6 +97,25 @@ def test_igmp(fw: Firewall) -> None:
     assert fw.send(Pkt("udp", 9, source=src)) == "DROP"
 
 
+def test_igmp_out(fw: Firewall) -> None:
+    """The host's own IGMP (a membership report when a socket joins a group) leaves under
+    ``policy_out: DROP``, by ``meta l4proto igmp accept`` in ``default-out``."""
+    fw.apply(cluster_fw("policy_out: DROP\n"))
+    ns = fw.topo.host.ns
+    ifindex = ns.run(socket.if_nametoindex, "vmbr0")
+    sock = ns.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        fw.topo.tracer.ensure()
+        fw.topo.tracer.drain()
+        group, local = socket.inet_aton("239.7.7.7"), socket.inet_aton(HOST4)
+        mreqn = group + local + ifindex.to_bytes(4, "little")  # struct ip_mreqn
+        sock.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, mreqn)
+        out = rawpkt.wait_decision(fw.topo, lambda p: p.proto == 2)
+        assert fw.outcome(out) == "default-out: meta l4proto igmp accept", out.describe()
+    finally:
+        sock.close()
+
+
 MANAGEMENT = """\
 [IPSET management]
 198.51.100.0/24
@@ -137,7 +157,9 @@ COROSYNC = corosync_conf(
 
 def test_corosync_only_from_cluster_network(fw: Firewall) -> None:
     """udp 5405-5412 from the other node's link addresses; not from the rest of the local
-    network, not from outside; multicast from a node on any udp port."""
+    network, not from outside; multicast only to those ports and only from a node (seed
+    §13.8.1): other multicast is noise, multicast to corosync's ports from elsewhere meets
+    the logged policy."""
     fw.apply(cluster_fw("policy_in: DROP\n"), corosync=COROSYNC)
     cases: dict[Pkt, str] = {}
     for peer, stranger, group in (("172.16.1.3", "172.16.1.9", "239.192.1.1"),
@@ -149,8 +171,10 @@ def test_corosync_only_from_cluster_network(fw: Firewall) -> None:
             Pkt("udp", 5405, source=stranger): DROP,
             Pkt("udp", 5405, v6=":" in peer): DROP,
             Pkt("udp", 5405, source=peer, dest=group, multicast=True): "ACCEPT@default-in",
-            Pkt("udp", 9999, source=peer, dest=group, multicast=True): "ACCEPT@default-in",
-            Pkt("udp", 5405, source=stranger, dest=group, multicast=True): NOISE,
+            Pkt("udp", 5412, source=peer, dest=group, multicast=True): "ACCEPT@default-in",
+            Pkt("udp", 9999, source=peer, dest=group, multicast=True): NOISE,
+            Pkt("udp", 5404, source=peer, dest=group, multicast=True): NOISE,
+            Pkt("udp", 5405, source=stranger, dest=group, multicast=True): DROP,
         }  # fmt: skip
     fw.check(cases)
 
@@ -214,6 +238,9 @@ NOISE_PKTS = [
 NOT_NOISE = [
     *v4v6(Pkt("tcp", 44)), *v4v6(Pkt("udp", 136)), *v4v6(Pkt("udp", 1899)),
     *v4v6(Pkt("udp", 1023, sport=137)), *v4v6(Pkt("tcp", 4000, sport=53)),
+    # corosync's ports are not noise, not even multicast from outside the cluster network
+    Pkt("udp", 5405, dest="239.1.2.3", multicast=True),
+    Pkt("udp", 5412, dest="ff0e::4000", multicast=True),
 ]  # fmt: skip
 
 
@@ -221,6 +248,44 @@ def _about(m: LogMessage, pkt: Pkt) -> bool:
     p, proto = m.packet, {"tcp": 6, "udp": 17}[pkt.proto]
     return (p is not None and p.proto == proto and p.dport == pkt.port
             and (pkt.sport is None or p.sport == pkt.sport))  # fmt: skip
+
+
+def _expect(pkt: Pkt, policy: str) -> str:
+    # The kernel never answers a multicast destination, so REJECT's reject is a drop there.
+    return "DROP@do-reject" if pkt.multicast and policy == "REJECT" else policy
+
+
+RAW_NOISE_PORT = 4002
+
+
+def _raw_noise(fw: Firewall) -> list[str]:
+    """Noise only raw frames can carry; each must be dropped by ``drop-noise``: UDP to the
+    IPv4 broadcast and to vmbr0's IPv6 subnet-router anycast address (the host forwards,
+    so it has one), and TCP segments that are no bare SYN and belong to no connection
+    (seed §13.8.1: "TCP connections with invalid connection state")."""
+    inj = rawpkt.Injector(fw.topo, "outside")
+    port = RAW_NOISE_PORT
+    wrong = []
+    for src, dst, mac in (("100.100.1.31", "172.16.1.255", rawpkt.BROADCAST_MAC),
+                          ("fd00:100:100:1::31", "fd00:16:1::", None)):  # fmt: skip
+        inj.prepare(src, HOST6 if ":" in src else HOST4)
+        out = inj.inject(rawpkt.ip_packet(src, dst, 17, rawpkt.udp(src, dst, 4001, port)),
+                         rawpkt.udp_flow(src, dst, 4001, port), dst_mac=mac)  # fmt: skip
+        if (out.verdict, out.chain) != ("DROP", "drop-noise"):
+            wrong.append(f"udp to {dst}: {out.describe()}")
+    for src, dst in (("100.100.1.32", HOST4), ("fd00:100:100:1::32", HOST6)):
+        inj.prepare(src, dst)
+        # conntrack picks a lone ACK up as a new connection (drop-noise drops it), while it
+        # calls a lone FIN or RST invalid (dropped, unlogged, before any rule)
+        for flags, chain in ((rawpkt.ACK, "drop-noise"), (rawpkt.PSH | rawpkt.ACK, "drop-noise"),
+                             (rawpkt.FIN | rawpkt.ACK, "invalid-conntrack"),
+                             (rawpkt.RST, "invalid-conntrack")):  # fmt: skip
+            out = inj.inject(rawpkt.ip_packet(src, dst, 6, rawpkt.tcp(src, dst, 4001, port,
+                                                                      flags)),
+                             rawpkt.tcp_flow(src, dst, 4001, port))  # fmt: skip
+            if (out.verdict, out.chain) != ("DROP", chain):
+                wrong.append(f"tcp flags {flags:#x} to {dst}: {out.describe()}")
+    return wrong
 
 
 @pytest.mark.parametrize("policy", ["DROP", "REJECT"])
@@ -232,14 +297,9 @@ def test_noise_dropped_without_logging(fw: Firewall, policy: str) -> None:
              host_fw(options="log_level_in: info\n"))
     reader = NflogReader(fw.topo.host.ns)
     try:
-        fw.check({**dict.fromkeys(NOISE_PKTS, NOISE), **dict.fromkeys(NOT_NOISE, policy)})
-        inj = rawpkt.Injector(fw.topo, "outside")
-        src, bcast = "100.100.1.31", "172.16.1.255"
-        inj.prepare(src, HOST4)
-        out = inj.inject(rawpkt.ip_packet(src, bcast, 17, rawpkt.udp(src, bcast, 4001, 4002)),
-                         rawpkt.udp_flow(src, bcast, 4001, 4002),
-                         dst_mac=rawpkt.BROADCAST_MAC)  # fmt: skip
-        assert (out.verdict, out.chain) == ("DROP", "drop-noise"), out.describe()
+        fw.check({**dict.fromkeys(NOISE_PKTS, NOISE),
+                  **{p: _expect(p, policy) for p in NOT_NOISE}})  # fmt: skip
+        assert _raw_noise(fw) == []
         last = NOT_NOISE[-1]
         logged = reader.wait(lambda m: _about(m, last), FALLBACK_TIMEOUT)
     finally:
@@ -247,7 +307,7 @@ def test_noise_dropped_without_logging(fw: Firewall, policy: str) -> None:
     prefix = f":0:6:cluster-in: {policy}: "
     assert all(any(_about(m, p) and m.prefix == prefix for m in logged) for p in NOT_NOISE)
     noisy = [m for m in logged if any(_about(m, p) for p in NOISE_PKTS)
-             or (m.packet is not None and m.packet.dport == 4002)]  # fmt: skip
+             or (m.packet is not None and m.packet.dport == RAW_NOISE_PORT)]  # fmt: skip
     assert noisy == []
 
 

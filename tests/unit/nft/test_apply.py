@@ -81,7 +81,7 @@ def test_apply_small_ruleset(worker: NetnsWorker) -> None:
         {"prefix": {"addr": "192.0.2.0", "len": 24}},
         "198.51.100.1",
     ]
-    assert len(rules_of(items, "default-in")) == 11  # the skeleton came with it
+    assert len(rules_of(items, "default-in")) == 9  # the skeleton came with it
     assert objects_of(items, "chain")["input"]["policy"] == "drop"
 
     assert result.applied_tables[0] == HOST

@@ -185,7 +185,7 @@ def test_reload_keeps_compiler_owned_content(worker: NetnsWorker) -> None:
     assert objects_of(items, "set")["v4-dc/management"]["elem"] == [
         {"prefix": {"addr": "192.0.2.0", "len": 24}}
     ]
-    assert len(rules_of(items, "default-in")) == 11
+    assert len(rules_of(items, "default-in")) == 9
 
 
 @pytest.mark.netns
