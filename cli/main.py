@@ -14,6 +14,7 @@ import typer
 
 from cli.check import check_cmd
 from cli.counters import counters_cmd
+from cli.log import log_cmd
 from cli.logger import logger as logger_command
 from cli.trace import trace_cmd
 from cli.tryapply import confirm_cmd, try_apply_cmd
@@ -260,6 +261,7 @@ app.command("trace")(trace_cmd)
 app.command("logger")(logger_command)
 app.command("try-apply")(try_apply_cmd)
 app.command("confirm")(confirm_cmd)
+app.command("log")(log_cmd)
 
 
 def main() -> None:
