@@ -30,9 +30,10 @@ say() { printf '==> %s\n' "$*" >&2; }
 
 # --- 1. tools ---------------------------------------------------------------------------
 # Build: dpkg-dev, debhelper, dh-python, python3-pip (also the Build-Depends of
-# debian/control, checked again by dpkg-buildpackage). Checks: lintian, plus debootstrap
-# and systemd-analyze (package systemd) for tests/packaging.
-tools=(dpkg-dev debhelper dh-python python3-pip lintian debootstrap systemd)
+# debian/control, checked again by dpkg-buildpackage). Checks: lintian, plus debootstrap,
+# systemd-analyze (package systemd) and logrotate (a real rotation with the shipped
+# configuration) for tests/packaging.
+tools=(dpkg-dev debhelper dh-python python3-pip lintian debootstrap systemd logrotate)
 missing=()
 for p in "${tools[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import grp
+import gzip
 import json
 import os
 import re
@@ -36,6 +38,12 @@ CACHE = REPO / ".cache" / "packaging"
 LAUNCHER = "/usr/libexec/proxmox/proxmox-firewall"
 PRIV = "/usr/lib/proxmox-firewall"
 UNIT = "/lib/systemd/system/proxmox-firewall.service"
+LOGGER_UNIT = "/lib/systemd/system/proxmox-firewall-logger.service"
+UNITS = (UNIT, LOGGER_UNIT)
+LOGROTATE = "/etc/logrotate.d/proxmox-firewall"
+# pve-firewall's logrotate file for the same log, diverted while the package is installed.
+UPSTREAM_LOGROTATE = "/etc/logrotate.d/pve-firewall"
+DIVERTED_LOGROTATE = UPSTREAM_LOGROTATE + ".disabled"
 # A clean environment for the program, in the chroot and in the work tree alike.
 CLEAN_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8", "HOME": "/root"}
 
@@ -127,7 +135,9 @@ def test_program_unit_and_manual_are_installed(built: Built) -> None:
     assert launcher.startswith("-rwxr-xr-x"), launcher
     link = built.contents["/usr/sbin/proxmox-firewall"]
     assert link.startswith("l") and link.endswith("-> ../libexec/proxmox/proxmox-firewall"), link
-    assert UNIT in built.contents
+    for unit in UNITS:
+        assert unit in built.contents
+    assert built.contents[LOGROTATE].startswith("-rw-r--r--"), built.contents[LOGROTATE]
     assert "/usr/share/man/man8/proxmox-firewall.8.gz" in built.contents
     assert "/usr/share/doc/proxmox-firewall/copyright" in built.contents
 
@@ -216,7 +226,8 @@ def test_source_package_rebuilds_offline_to_the_same_contents(
 def test_maintainer_scripts_enable_but_never_start(built: Built, tmp_path: Path) -> None:
     must(["dpkg-deb", "-e", str(built.deb), str(tmp_path)])
     postinst = (tmp_path / "postinst").read_text()
-    assert "deb-systemd-helper enable 'proxmox-firewall.service'" in postinst
+    for unit in UNITS:
+        assert f"deb-systemd-helper enable '{Path(unit).name}'" in postinst
     invokes = [line.strip() for line in postinst.splitlines() if "deb-systemd-invoke" in line]
     # The only action is try-restart, which does nothing unless the service already runs,
     # and it is inside the upgrade-only branch (an old version, $2, is given).
@@ -225,7 +236,9 @@ def test_maintainer_scripts_enable_but_never_start(built: Built, tmp_path: Path)
     assert re.search(r'if \[ -n "\$2" \]; then\s+deb-systemd-invoke try-restart', postinst)
     assert not (tmp_path / "preinst").exists() or "stop" not in (tmp_path / "preinst").read_text()
     prerm = (tmp_path / "prerm").read_text()
-    assert re.search(r'"\$1" = remove .*\n\s*deb-systemd-invoke stop proxmox-firewall', prerm)
+    assert re.search(r'"\$1" = remove .*\n\s*deb-systemd-invoke stop proxmox-firewall.service'
+                     r'.*\n\s*deb-systemd-invoke stop proxmox-firewall-logger.service', prerm)
+    assert (tmp_path / "conffiles").read_text().split() == [LOGROTATE]
 
 
 # --- the throwaway root -----------------------------------------------------------------
@@ -289,9 +302,11 @@ Installed = tuple[Path, subprocess.CompletedProcess[str]]
 
 
 @contextlib.contextmanager
-def throwaway_root(base: Path, deb: Path) -> Iterator[Installed]:
-    """An overlay over ``base`` with /proc mounted, the example tree at /srv/pve and the
-    package installed with dpkg -i. Everything is unmounted and deleted afterwards."""
+def throwaway_root(base: Path, deb: Path,
+                   files: dict[str, str] | None = None) -> Iterator[Installed]:
+    """An overlay over ``base`` with /proc mounted, the example tree at /srv/pve, ``files``
+    (path → text) written and the package installed with dpkg -i. Everything is unmounted
+    and deleted afterwards."""
     work = Path(tempfile.mkdtemp(prefix="pfw-deb-root-"))
     root = work / "root"
     mounts: list[Path] = []
@@ -309,6 +324,8 @@ def throwaway_root(base: Path, deb: Path) -> Iterator[Installed]:
         mounts.append(root / "proc")
         shutil.copy2(deb, root / "tmp" / deb.name)
         shutil.copytree(REPO / "examples" / "pve", root / "srv" / "pve")
+        for path, text in (files or {}).items():
+            (root / path.lstrip("/")).write_text(text)
         installed = run(["chroot", str(root), "dpkg", "-i", f"/tmp/{deb.name}"], env=CLEAN_ENV)
         yield root, installed
     finally:
@@ -344,10 +361,11 @@ def in_tree(*args: str) -> subprocess.CompletedProcess[str]:
     return run([sys.executable, "-m", "cli.main", *args], cwd=REPO, env=CLEAN_ENV, timeout=120)
 
 
-def test_dpkg_install_enables_the_unit(installed: Path) -> None:
+def test_dpkg_install_enables_the_units(installed: Path) -> None:
     assert os.access(installed / LAUNCHER.lstrip("/"), os.X_OK)
-    wants = installed / "etc/systemd/system/multi-user.target.wants/proxmox-firewall.service"
-    assert wants.is_symlink() and os.readlink(wants) == UNIT
+    for unit in UNITS:
+        wants = installed / "etc/systemd/system/multi-user.target.wants" / Path(unit).name
+        assert wants.is_symlink() and os.readlink(wants) == unit
     # py3compile ran in postinst.
     assert list((installed / PRIV.lstrip("/") / "proxmox_fw").glob("__pycache__/*.pyc"))
 
@@ -373,20 +391,127 @@ def test_compile_prints_json_matching_the_work_tree(installed: Path) -> None:
     assert doc == json.loads(tree.stdout)
 
 
-def test_systemd_analyze_verify_accepts_the_unit(installed: Path) -> None:
+@pytest.mark.parametrize("unit", [Path(u).name for u in UNITS])
+def test_systemd_analyze_verify_accepts_the_unit(installed: Path, unit: str) -> None:
     # --root resolves ExecStart= and the dependencies inside the chroot; MANPATH lets the
     # Documentation= check find the installed manual page. Warnings count as failures.
-    res = run(["systemd-analyze", f"--root={installed}", "verify", "proxmox-firewall.service"],
+    res = run(["systemd-analyze", f"--root={installed}", "verify", unit],
               env={**CLEAN_ENV, "MANPATH": str(installed / "usr/share/man")}, timeout=120)
     assert res.returncode == 0 and not (res.stdout + res.stderr).strip(), res.stdout + res.stderr
 
 
+def test_units_start_the_logger_with_the_firewall(installed: Path) -> None:
+    main = (installed / UNIT.lstrip("/")).read_text()
+    logger = (installed / LOGGER_UNIT.lstrip("/")).read_text()
+    assert re.search(r"^Wants=.*\bproxmox-firewall-logger\.service\b", main, re.M)
+    assert re.search(r"^After=.*\bproxmox-firewall-logger\.service\b", main, re.M)
+    assert "pvefw-logger" not in "".join(re.findall(r"^(?:Wants|After)=.*$", main, re.M))
+    assert re.search(r"^ExecStart=/usr/libexec/proxmox/proxmox-firewall logger$", logger, re.M)
+    assert re.search(r"^ExecReload=/bin/kill -HUP \$MAINPID$", logger, re.M)
+    assert re.search(r"^Type=(simple|notify)$", logger, re.M)
+    assert re.search(r"^Conflicts=pvefw-logger\.service$", logger, re.M)
+    assert re.search(r"^WantedBy=multi-user\.target$", logger, re.M)
+    assert "Environment=PVE_LOG=debug" in logger  # documented like the main unit
+
+
 def test_purge_removes_everything(built: Built, base: Path) -> None:
-    with throwaway_root(base, built.deb) as (root, res):
+    upstream = "/var/log/pve-firewall.log {\n    daily\n}\n"
+    with throwaway_root(base, built.deb, {UPSTREAM_LOGROTATE: upstream}) as (root, res):
         assert res.returncode == 0, res.stderr
+        # pve-firewall's logrotate entry for the same file is diverted aside while the
+        # package is installed (logrotate fails on a duplicate entry) ...
+        assert not (root / UPSTREAM_LOGROTATE.lstrip("/")).exists()
+        assert (root / DIVERTED_LOGROTATE.lstrip("/")).read_text() == upstream
+        assert DIVERTED_LOGROTATE in in_root(root, "dpkg-divert", "--list").stdout
         purge = in_root(root, "dpkg", "--purge", "proxmox-firewall")
         assert purge.returncode == 0, purge.stdout + purge.stderr
         assert not (root / PRIV.lstrip("/")).exists(), "byte code or files left behind"
         assert not (root / LAUNCHER.lstrip("/")).exists()
-        assert not (root / "etc/systemd/system/multi-user.target.wants/proxmox-firewall.service"
-                    ).is_symlink()
+        for unit in UNITS:
+            assert not (root / "etc/systemd/system/multi-user.target.wants" / Path(unit).name
+                        ).is_symlink()
+        assert not (root / LOGROTATE.lstrip("/")).exists()
+        # ... and put back on removal.
+        assert (root / UPSTREAM_LOGROTATE.lstrip("/")).read_text() == upstream
+        assert not (root / DIVERTED_LOGROTATE.lstrip("/")).exists()
+        assert "pve-firewall" not in in_root(root, "dpkg-divert", "--list").stdout
+
+
+# --- log rotation ---------------------------------------------------------------------
+
+
+def test_postrotate_command_line_is_valid_for_systemctl() -> None:
+    # The real systemctl parses the options before it looks for systemd (which does not
+    # run here): an unknown option would be reported as such.
+    for args in (["--quiet", "is-active", "proxmox-firewall-logger.service"],
+                 ["kill", "--kill-whom=main", "--signal=HUP", "proxmox-firewall-logger.service"]):
+        res = run(["systemctl", *args], env=CLEAN_ENV)
+        assert "unrecognized option" not in res.stderr and "Unknown" not in res.stderr, res
+
+
+def test_logrotate_rotates_daily_keeps_seven_and_signals_the_logger(
+        built: Built, tmp_path: Path) -> None:
+    """The shipped logrotate file, run by the real logrotate on a log in a temporary
+    directory (its path is the only thing changed). systemctl is a stand-in that records
+    its arguments; it runs in a private mount namespace whose /run says systemd runs."""
+    must(["dpkg-deb", "-x", str(built.deb), str(tmp_path / "deb")])
+    text = (tmp_path / "deb" / LOGROTATE.lstrip("/")).read_text()
+    assert text.count("/var/log/pve-firewall.log") == 1
+    log = tmp_path / "log" / "pve-firewall.log"
+    log.parent.mkdir()
+    conf = tmp_path / "logrotate.conf"
+    conf.write_text(text.replace("/var/log/pve-firewall.log", str(log)))
+    state = tmp_path / "state"
+    calls = tmp_path / "calls"
+    calls.write_text("")
+    stub = tmp_path / "bin"
+    stub.mkdir()
+    (stub / "systemctl").write_text(f'#!/bin/sh\necho "$*" >> {calls}\n')
+    (stub / "systemctl").chmod(0o755)
+    env = {**CLEAN_ENV, "PATH": f"{stub}:{CLEAN_ENV['PATH']}"}
+
+    def logrotate(*opts: str, systemd: bool = True) -> None:
+        setup = "mount -t tmpfs tmpfs /run && mkdir -p /run/systemd/system && " if systemd else ""
+        must(["unshare", "--mount", "--propagation", "private", "sh", "-c",
+              setup + 'exec logrotate "$@"', "sh", *opts, "-s", str(state), str(conf)], env=env)
+
+    def files() -> dict[str, str]:
+        out = {}
+        for f in sorted(log.parent.iterdir()):
+            data = gzip_text(f) if f.name.endswith(".gz") else f.read_text()
+            out[f.name] = data
+        return out
+
+    hup = ["--quiet is-active proxmox-firewall-logger.service",
+           "kill --kill-whom=main --signal=HUP proxmox-firewall-logger.service"]
+    log.write_text("day 1\n")
+    logrotate("-f")
+    assert files() == {"pve-firewall.log": "", "pve-firewall.log.1": "day 1\n"}
+    st = log.stat()
+    assert (st.st_mode & 0o777, st.st_uid, grp.getgrgid(st.st_gid).gr_name) == (0o640, 0, "adm")
+    assert calls.read_text().splitlines() == hup  # SIGHUP, no restart
+    # notifempty: an empty log is not rotated (and the logger not signalled).
+    logrotate("-f")
+    assert files() == {"pve-firewall.log": "", "pve-firewall.log.1": "day 1\n"}
+    # daily: a second run on the same day rotates nothing.
+    log.write_text("day 2\n")
+    logrotate()
+    assert files()["pve-firewall.log"] == "day 2\n"
+    for day in range(2, 11):
+        log.write_text(f"day {day}\n")
+        logrotate("-f")
+    # delaycompress: .1 stays plain (the logger may still write to it until it has
+    # reopened the file); compress: the older ones are gzipped; rotate 7.
+    expect = {"pve-firewall.log": "", "pve-firewall.log.1": "day 10\n"}
+    expect.update({f"pve-firewall.log.{n}.gz": f"day {11 - n}\n" for n in range(2, 8)})
+    assert files() == expect
+    assert calls.read_text().splitlines() == hup * 10
+    # Without systemd the postrotate script does nothing and does not fail.
+    log.write_text("day 11\n")
+    logrotate("-f", systemd=False)
+    assert calls.read_text().splitlines() == hup * 10
+
+
+def gzip_text(path: Path) -> str:
+    with gzip.open(path, "rt") as fh:
+        return fh.read()
