@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from tests.harness.netns import NetNs
+from tests.harness.nfnl import attr, await_ack
 from tests.harness.nftrace import Packet, be32, nl_attrs, parse_packet
 
 NETLINK_NETFILTER = 12
@@ -29,7 +30,6 @@ NFULNL_COPY_PACKET = 2
 NFULA_PACKET_HDR, NFULA_IFINDEX_INDEV, NFULA_IFINDEX_OUTDEV = 1, 4, 5
 NFULA_PAYLOAD, NFULA_PREFIX = 9, 10
 NLM_F_REQUEST, NLM_F_ACK = 0x1, 0x4
-NLMSG_ERROR = 2
 SO_RCVBUFFORCE = 33
 
 
@@ -44,11 +44,6 @@ class LogMessage:
     packet: Packet | None
 
 
-def _attr(kind: int, payload: bytes) -> bytes:
-    data = struct.pack("=HH", 4 + len(payload), kind) + payload
-    return data + b"\0" * (-len(data) % 4)
-
-
 class NflogReader:
     """Bound to one NFLOG group of a namespace until :meth:`close`."""
 
@@ -58,11 +53,11 @@ class NflogReader:
         self.sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, 4 << 20)
         self.sock.bind((0, 0))
         self._seq = itertools.count(1)
-        self._config(_attr(NFULA_CFG_CMD, struct.pack("B", NFULNL_CFG_CMD_BIND)))
+        self._config(attr(NFULA_CFG_CMD, struct.pack("B", NFULNL_CFG_CMD_BIND)))
         self._config(
-            _attr(NFULA_CFG_MODE, struct.pack("!IBx", 0xFFFF, NFULNL_COPY_PACKET)),
-            _attr(NFULA_CFG_QTHRESH, struct.pack("!I", 1)),
-            _attr(NFULA_CFG_TIMEOUT, struct.pack("!I", 0)),
+            attr(NFULA_CFG_MODE, struct.pack("!IBx", 0xFFFF, NFULNL_COPY_PACKET)),
+            attr(NFULA_CFG_QTHRESH, struct.pack("!I", 1)),
+            attr(NFULA_CFG_TIMEOUT, struct.pack("!I", 0)),
         )
         self.sock.setblocking(False)
 
@@ -76,23 +71,7 @@ class NflogReader:
         mtype = (NFNL_SUBSYS_ULOG << 8) | NFULNL_MSG_CONFIG
         self.sock.send(struct.pack("=IHHII", 16 + len(body), mtype, NLM_F_REQUEST | NLM_F_ACK,
                                    seq, 0) + body)  # fmt: skip
-        self.sock.settimeout(2.0)
-        try:
-            while True:
-                data = self.sock.recv(65536)
-                pos = 0
-                while pos + 20 <= len(data):
-                    length, kind, _flags, rseq, _pid = struct.unpack_from("=IHHII", data, pos)
-                    if kind == NLMSG_ERROR and rseq == seq:
-                        err = struct.unpack_from("=i", data, pos + 16)[0]
-                        if err != 0:
-                            raise OSError(-err, f"nfnetlink_log config of group {self.group}")
-                        return
-                    if length < 16:
-                        break
-                    pos += (length + 3) & ~3
-        finally:
-            self.sock.settimeout(None)
+        await_ack(self.sock, seq, f"nfnetlink_log config of group {self.group}")
 
     def read(self) -> list[LogMessage]:
         """Every queued message, without blocking."""
@@ -140,7 +119,7 @@ class NflogReader:
         """Unbind (so another reader may bind the group) and close."""
         try:
             self.sock.setblocking(True)
-            self._config(_attr(NFULA_CFG_CMD, struct.pack("B", NFULNL_CFG_CMD_UNBIND)))
+            self._config(attr(NFULA_CFG_CMD, struct.pack("B", NFULNL_CFG_CMD_UNBIND)))
         except OSError:
             pass
         finally:
