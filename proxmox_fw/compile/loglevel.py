@@ -11,7 +11,7 @@ import hashlib
 import re
 from typing import Final
 
-from proxmox_fw.logger.prefix import MAX_CHAIN_LEN
+from proxmox_fw.logger.format import MAX_CHAIN_LEN
 from proxmox_fw.model import LogLevel, LogRateLimit, Verdict
 from proxmox_fw.nft import expr as x
 from proxmox_fw.nft.objects import Json

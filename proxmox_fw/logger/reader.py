@@ -21,10 +21,10 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Final, Literal
 
+from proxmox_fw.logger.format import MONTHS
+
 DEFAULT_LOG_FILE: Final = Path("/var/log/pve-firewall.log")
 
-_MONTHS: Final = ("Jan", "Feb", "Mar", "Apr", "May", "Jun",
-                  "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _STAMP_RE: Final = re.compile(r"(\d{2})/([A-Z][a-z]{2})/(\d{4}):(\d{2}):(\d{2}):(\d{2})")
 _ZONE_RE: Final = re.compile(r"([+-])(\d{2})(\d{2})")
 # Fields that only a packet line has; the text before the first of them is what the
@@ -86,13 +86,13 @@ def parse_log_time(stamp: str, zone: str) -> datetime | None:
     """``04/Dec/2026:15:34:52`` and ``+0100`` (strftime in the C locale) → aware time."""
     m = _STAMP_RE.fullmatch(stamp)
     z = _ZONE_RE.fullmatch(zone)
-    if m is None or z is None or m.group(2) not in _MONTHS:
+    if m is None or z is None or m.group(2) not in MONTHS:
         return None
     offset = timedelta(hours=int(z.group(2)), minutes=int(z.group(3)))
     tz = timezone(-offset if z.group(1) == "-" else offset)
     day, _, year, hour, minute, second = m.groups()
     try:
-        return datetime(int(year), _MONTHS.index(m.group(2)) + 1, int(day), int(hour),
+        return datetime(int(year), MONTHS.index(m.group(2)) + 1, int(day), int(hour),
                         int(minute), int(second), tzinfo=tz)
     except ValueError:
         return None

@@ -391,6 +391,23 @@ def test_compile_prints_json_matching_the_work_tree(installed: Path) -> None:
     assert doc == json.loads(tree.stdout)
 
 
+def test_logger_and_log_commands_run(installed: Path) -> None:
+    # The logger unit's ExecStart= command exists in the packaged program ...
+    res = in_root(installed, LAUNCHER, "logger", "--help")
+    assert res.returncode == 0 and "--log-file" in res.stdout, res.stdout + res.stderr
+    # ... and the reader reads the log file where the logger writes it.
+    lines = ["0 5 - 04/Dec/2026:15:42:17 +0000 starting pvefw logger",
+             "100 6 guest-100-in 04/Dec/2026:15:42:18 +0000 ACCEPT: IN=eth0 OUT=tap100i0 "
+             "SRC=192.0.2.1 DST=192.0.2.100 LEN=84 TOS=0x00 PREC=0x00 TTL=64 ID=1 DF "
+             "PROTO=ICMP TYPE=8 CODE=0 ID=7 SEQ=1 "]
+    (installed / "var/log/pve-firewall.log").write_text("".join(x + "\n" for x in lines))
+    res = in_root(installed, LAUNCHER, "log", "--vmid", "100", "--json")
+    assert res.returncode == 0, res.stderr
+    doc = json.loads(res.stdout)
+    assert (doc["vmid"], doc["chain"], doc["policy"], doc["line"]) == (
+        100, "guest-100-in", "ACCEPT", lines[1])
+
+
 @pytest.mark.parametrize("unit", [Path(u).name for u in UNITS])
 def test_systemd_analyze_verify_accepts_the_unit(installed: Path, unit: str) -> None:
     # --root resolves ExecStart= and the dependencies inside the chroot; MANPATH lets the
