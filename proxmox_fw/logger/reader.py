@@ -34,6 +34,7 @@ _PACKET_START: Final = re.compile(r"(?:^| )(?:IN|OUT|PHYSIN|PHYSOUT|MAC|SRC)=")
 # "SEGMENTS=2PROTO=..."): a digit followed by a key starts a new field.
 _GLUED: Final = re.compile(r"(?<=\d)(?=[A-Za-z]+=)")
 _CT_EVENT: Final = re.compile(r"\s*\[([A-Z_]+)\]")
+_INT: Final = re.compile(r"-?\d+")
 
 Kind = Literal["packet", "status", "conntrack", "other"]
 
@@ -100,7 +101,8 @@ def parse_log_time(stamp: str, zone: str) -> datetime | None:
 
 def parse_line(text: str) -> LogLine:
     words = text.split(" ", 5)
-    if len(words) >= 5 and words[0].isdigit() and words[1].isdigit() and words[2]:
+    # The logger prints the vmid as a signed 32-bit number, as pvefw-logger does.
+    if len(words) >= 5 and _INT.fullmatch(words[0]) and words[1].isdigit() and words[2]:
         stamp = parse_log_time(words[3], words[4])
         if stamp is not None:
             rest = words[5] if len(words) > 5 else ""

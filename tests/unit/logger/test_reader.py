@@ -69,6 +69,8 @@ def test_status_conntrack_and_unparsed_prefix_lines() -> None:
     assert (fb.kind, fb.vmid, fb.chain, fb.policy) == ("packet", 0, "-", "DROP")
     assert fb.fields["PROTO"] == "ICMP" and fb.fields["ID"] == "1" and fb.l4["ID"] == "7"
     assert parse_line("garbage").kind == "other"
+    # A vmid over 2^31 comes out negative, as pvefw-logger prints it.
+    assert parse_line(samples.STATUS.replace("0 5 -", "-2 5 -", 1)).vmid == -2
 
 
 @pytest.mark.parametrize(("stamp", "zone"), [
