@@ -15,6 +15,7 @@ from typing import Any, TypeVar, cast
 
 from proxmox_fw.config.source import ConfigSource, Fingerprint
 from proxmox_fw.diagnostics import Diagnostic, Diagnostics, Severity
+from proxmox_fw.limits import ifname_problem, shown
 from proxmox_fw.model import (
     ClusterFw,
     Corosync,
@@ -43,7 +44,6 @@ VMLIST = ".vmlist"
 SDN_RUNNING_CONFIG = "sdn/.running-config"
 IPAM_FILES = ("sdn/pve-ipam-state.json", "priv/ipam.db")  # current, then legacy
 VNET_FW_DIR = "sdn/firewall"
-MAX_VNET_NAME = 15  # an interface name
 
 _FwT = TypeVar("_FwT", ClusterFw, HostFw, GuestFw)
 _CONF_DIRS: dict[GuestKind, str] = {"qemu": "qemu-server", "lxc": "lxc"}
@@ -282,8 +282,9 @@ def _load_vnets(source: _RecordingSource, diags: Diagnostics, pc: ParseCache) ->
         if not dot or ext != "fw" or not name:
             continue
         path = f"{VNET_FW_DIR}/{entry}"
-        if len(name) > MAX_VNET_NAME:
-            diags.error(path, None, f"vnet name longer than {MAX_VNET_NAME} characters, ignored")
+        problem = ifname_problem(name)  # the vnet is a bridge: its name is an interface's
+        if problem is not None:
+            diags.error(shown(path), None, f"vnet name {problem}; file ignored")
             continue
         text = source.read(path, diags)
         if text is not None:

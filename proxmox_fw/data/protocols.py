@@ -11,6 +11,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Final
 
+from proxmox_fw.limits import ascii_uint
 from proxmox_fw.textlines import split_lines
 
 ETC_PROTOCOLS: Final = Path("/etc/protocols")
@@ -38,10 +39,8 @@ def _parse_protocols_file(text: str) -> tuple[dict[str, int], dict[int, str]]:
     by_number: dict[int, str] = {}
     for raw in split_lines(text):
         fields = raw.split("#", 1)[0].split()
-        if len(fields) < 2 or not fields[1].isdecimal():
-            continue
-        number = int(fields[1])
-        if not 0 <= number <= 255:
+        number = ascii_uint(fields[1], 0, 255) if len(fields) >= 2 else None
+        if number is None:
             continue
         by_number.setdefault(number, fields[0].lower())
         for name in (fields[0], *fields[2:]):
@@ -67,11 +66,9 @@ def lookup_protocol(value: str) -> tuple[str, int] | None:
     key = value.lower()
     key = _BUILTIN_ALIASES.get(key, key)
     by_name = _system_protocols()[0]
-    if key.isdecimal() and key.isascii():
-        number = int(key)
-        if not 0 <= number <= 255:
-            return None
-        return protocol_name(number), number
+    if key.isdecimal():
+        number = ascii_uint(key, 0, 255)
+        return None if number is None else (protocol_name(number), number)
     if key in BUILTIN_PROTOCOLS:
         return key, BUILTIN_PROTOCOLS[key]
     if key in by_name:

@@ -10,6 +10,7 @@ from functools import cache
 from pathlib import Path
 from typing import Final
 
+from proxmox_fw.limits import ascii_uint
 from proxmox_fw.textlines import split_lines
 
 ETC_SERVICES: Final = Path("/etc/services")
@@ -23,10 +24,8 @@ def parse_services(text: str) -> dict[str, int]:
         if len(fields) < 2:
             continue
         port_text, _, _proto = fields[1].partition("/")
-        if not port_text.isdecimal() or not port_text.isascii():
-            continue
-        port = int(port_text)
-        if port > 65535:
+        port = ascii_uint(port_text, 0, 65535)
+        if port is None:
             continue
         for name in (fields[0], *fields[2:]):
             ports.setdefault(name, port)

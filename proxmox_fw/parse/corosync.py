@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, field
 
 from proxmox_fw.diagnostics import Diagnostics
+from proxmox_fw.limits import U32_MAX, ascii_uint, shown
 from proxmox_fw.model import Corosync, CorosyncNode
 from proxmox_fw.parse.unusable import LineTally
 from proxmox_fw.textlines import split_lines
@@ -107,8 +108,8 @@ def _node(section: Section, file: str, diags: Diagnostics) -> CorosyncNode | Non
         match = _LINK_KEY_RE.fullmatch(key)
         if match is None:
             continue
-        number = int(match.group(1))
-        if number > MAX_LINK:
+        number = ascii_uint(match.group(1), 0, MAX_LINK)
+        if number is None:
             diags.warning(file, line, f"{key}: link number above {MAX_LINK}, ignored")
         elif not value:
             diags.warning(file, line, f"{key}: empty address, ignored")
@@ -126,8 +127,8 @@ def _node(section: Section, file: str, diags: Diagnostics) -> CorosyncNode | Non
     nodeid: int | None = None
     raw_id = section.option("nodeid")
     if raw_id is not None:
-        if raw_id.isdigit():
-            nodeid = int(raw_id)
-        else:
-            diags.warning(file, section.line, f"node {name!r}: invalid nodeid {raw_id!r}")
+        nodeid = ascii_uint(raw_id, 1, U32_MAX)
+        if nodeid is None:
+            diags.warning(file, section.line, f"node {name!r}: invalid nodeid "
+                          f"{shown(raw_id)!r} (1-{U32_MAX})")
     return CorosyncNode(name=name, nodeid=nodeid, links=links)

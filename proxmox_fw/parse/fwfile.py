@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from proxmox_fw.diagnostics import Diagnostics
+from proxmox_fw.limits import clean_comment
 from proxmox_fw.model import (
     Alias,
     AliasRef,
@@ -170,7 +171,10 @@ class _FwParser:
             self.diags.warning(self.file, number, f"{what} '{name}' is defined again (first "
                                f"on line {table[key].origin.line}); this later definition "
                                "is used")
-        if kind == "ipset":
+        if kind == "ipset":  # its comment becomes the nft sets' comment
+            comment, problem = clean_comment(comment)
+            if problem is not None:
+                self.diags.warning(self.file, number, f"ipset '{name}': {problem}")
             self.ipset = Ipset(origin=origin, name=name, comment=comment)
             self.out.ipsets[key] = self.ipset
         else:

@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass, replace
 
 from proxmox_fw.diagnostics import Diagnostics
+from proxmox_fw.limits import ascii_uint, ifname_problem, shown
 from proxmox_fw.model import Cidr, GuestKind, Nic, Origin
 from proxmox_fw.parse.unusable import LineTally
 from proxmox_fw.textlines import split_lines
@@ -80,8 +81,8 @@ def parse_guest_conf(
         if match is None:
             continue  # some other key that merely starts with "net"
         digits = match.group(1)
-        index = int(digits)
-        if digits != str(index) or index > MAX_NIC_INDEX:
+        index = ascii_uint(digits, 0, MAX_NIC_INDEX)
+        if index is None or digits != str(index):
             diags.error(file, lineno, f"{key}: invalid NIC key (net0..net{MAX_NIC_INDEX})")
             continue
         if index in nics:
@@ -235,8 +236,9 @@ def _bool(value: str | None, key: str) -> bool:
 def _bridge(value: str | None, ctx: _Ctx) -> str | None:
     if value is None:
         return None
-    if not value or len(value) > 15 or "/" in value or any(c.isspace() for c in value):
-        ctx.warn(f"invalid bridge name {value!r} ignored")
+    problem = ifname_problem(value)
+    if problem is not None:
+        ctx.warn(f"bridge name {shown(value)!r} {problem}; ignored")
         return None
     return value
 
@@ -244,10 +246,10 @@ def _bridge(value: str | None, ctx: _Ctx) -> str | None:
 def _tag(value: str | None, ctx: _Ctx) -> int | None:
     if value is None:
         return None
-    if value.isdigit() and 1 <= int(value) <= 4094:
-        return int(value)
-    ctx.warn(f"invalid VLAN tag {value!r} ignored")
-    return None
+    tag = ascii_uint(value, 1, 4094)
+    if tag is None:
+        ctx.warn(f"invalid VLAN tag {shown(value)!r} ignored (1-4094)")
+    return tag
 
 
 def _ct_address(value: str | None, version: int, keywords: set[str]) -> Cidr | None:

@@ -12,6 +12,7 @@ import ipaddress
 from typing import Any
 
 from proxmox_fw.diagnostics import Diagnostics
+from proxmox_fw.limits import VMID_MAX, json_uint, shown
 from proxmox_fw.model import Cidr, IpAddr, Ipam
 from proxmox_fw.parse.jsondoc import JsonWhere, get_object, join, load_json_object, type_name
 
@@ -82,9 +83,8 @@ def _entry_vmid(entry: Any, path: str, where: JsonWhere) -> int | None:
         where.error(path, "entry has neither vmid, gateway nor mac; skipped")
         return None
     raw = entry["vmid"]
-    if isinstance(raw, str) and raw.isdigit() and raw.isascii():
-        raw = int(raw)
-    if isinstance(raw, int) and not isinstance(raw, bool) and raw > 0:
-        return raw
-    where.error(path, f"invalid vmid {entry['vmid']!r}, entry skipped")
-    return None
+    vmid = json_uint(raw, 1, VMID_MAX)
+    if vmid is None:
+        what = shown(str(raw)[:30]) if isinstance(raw, str | int) else type_name(raw)
+        where.error(path, f"invalid vmid {what!r} (1-{VMID_MAX}), entry skipped")
+    return vmid

@@ -37,6 +37,9 @@ def load_json_object(text: str, file: str, diags: Diagnostics) -> dict[str, Any]
     except RecursionError:
         diags.error(file, None, "invalid JSON: nested too deeply")
         return None
+    except ValueError as exc:  # e.g. an integer of more than 4300 digits
+        diags.error(file, None, f"invalid JSON: {exc}")
+        return None
     if not isinstance(value, dict):
         diags.error(file, None, f"expected a JSON object at the top, got {type_name(value)}")
         return None

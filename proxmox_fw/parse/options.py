@@ -18,6 +18,7 @@ from typing import Final, Literal, NamedTuple, get_args
 
 from proxmox_fw.data import find_ct_helper
 from proxmox_fw.diagnostics import Diagnostics, Severity
+from proxmox_fw.limits import ascii_uint
 from proxmox_fw.model import (
     ClusterOptions,
     GuestOptions,
@@ -87,9 +88,10 @@ def _ignored(_value: str, _ctx: OptionContext) -> object:
 
 def _cluster_enable(value: str, ctx: OptionContext) -> bool:
     """A boolean, or Perl's Unix timestamp meaning "enabled if set just now"."""
-    if not re.fullmatch(r"[0-9]+", value) or int(value) <= 1:
+    stamp = ascii_uint(value)
+    if stamp is None or stamp <= 1:
         return parse_bool(value)
-    age = ctx.now - int(value)
+    age = ctx.now - stamp
     if age > ENABLE_TIMESTAMP_WINDOW:
         ctx.diags.add(
             ctx.file,
@@ -120,10 +122,8 @@ def _ips_queues(value: str, _ctx: OptionContext) -> tuple[int, int]:
     m = re.fullmatch(r"([0-9]+)(?::([0-9]+))?", value)
     if m is None:
         raise ValueParseError(f"'{value}' is not a queue number or range N:M")
-    lo = int(m.group(1))
-    hi = int(m.group(2)) if m.group(2) is not None else lo
-    if hi > 65535:
-        raise ValueParseError(f"queue number {hi} out of range (0-65535)")
+    lo = parse_uint(m.group(1), "queue number", 65535)
+    hi = parse_uint(m.group(2), "queue number", 65535) if m.group(2) is not None else lo
     if lo > hi:
         raise ValueParseError(f"queue range '{value}' is reversed (start is after end)")
     return lo, hi
@@ -187,7 +187,7 @@ def parse_log_ratelimit(value: str) -> LogRateLimit:
                 raise ValueParseError(
                     f"log_ratelimit rate '{text}' is not N or N/second|minute|hour|day"
                 )
-            fields["rate"] = int(m.group(1))
+            fields["rate"] = parse_uint(m.group(1), "log_ratelimit rate")
             fields["per"] = m.group(2) or "second"
         elif key == "burst":
             fields["burst"] = parse_uint(text, "log_ratelimit burst")

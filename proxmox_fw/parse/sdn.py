@@ -13,10 +13,12 @@ import re
 from typing import Any
 
 from proxmox_fw.diagnostics import Diagnostics
+from proxmox_fw.limits import json_uint, shown
 from proxmox_fw.model import Cidr, IpAddr, IpRange, Sdn, Subnet, Vnet
 from proxmox_fw.parse.jsondoc import JsonWhere, get_object, join, load_json_object, type_name
 
 ZONE_TYPES = frozenset({"simple", "vlan", "qinq", "vxlan", "evpn"})
+MAX_SDN_TAG = 2**24 - 1  # a VXLAN VNI; VLAN tags are smaller
 _NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9]{0,7}")  # zone and vnet ids: 1-8 chars
 
 
@@ -76,12 +78,13 @@ def _vnets(ids: dict[str, Any], zones: set[str], where: JsonWhere) -> dict[str, 
 def _tag(value: Any, path: str, where: JsonWhere) -> int | None:
     if value is None:
         return None
-    if isinstance(value, str) and value.isdigit():
-        value = int(value)
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-        return value
-    where.warning(join(path, "tag"), f"invalid tag {value!r} ignored")
-    return None
+    tag = json_uint(value, 0, MAX_SDN_TAG)
+    if tag is None:
+        shown_value = shown(str(value)[:30]) if isinstance(value, str | int) else \
+            type_name(value)
+        where.warning(join(path, "tag"), f"invalid tag {shown_value!r} ignored "
+                      f"(0-{MAX_SDN_TAG})")
+    return tag
 
 
 def _add_subnet(key: str, raw: Any, vnets: dict[str, Vnet], where: JsonWhere) -> None:

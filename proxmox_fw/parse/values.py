@@ -15,6 +15,7 @@ from socket import AF_INET, AF_INET6
 from typing import Final, Literal
 
 from proxmox_fw.data import icmp_type_by_name, lookup_protocol, port_by_name
+from proxmox_fw.limits import U64_MAX, ascii_uint, shown
 from proxmox_fw.model import (
     AddressMatch,
     AliasRef,
@@ -81,10 +82,14 @@ def parse_log_level(text: str) -> LogLevel:
         raise ValueParseError(f"'{text}' is not a log level (use one of {levels})") from None
 
 
-def parse_uint(text: str, what: str = "value") -> int:
-    if not _DIGITS.fullmatch(text):
-        raise ValueParseError(f"{what} '{text}' is not a non-negative integer")
-    return int(text)
+def parse_uint(text: str, what: str = "value", hi: int = U64_MAX) -> int:
+    """ASCII digits only, at most ``hi`` (the kernel's fields are at most 64 bits)."""
+    value = ascii_uint(text, 0, hi)
+    if value is None:
+        if _DIGITS.fullmatch(text):
+            raise ValueParseError(f"{what} {text[:30]} out of range (0-{hi})")
+        raise ValueParseError(f"{what} '{shown(text)}' is not a non-negative integer")
+    return value
 
 
 # --- addresses -------------------------------------------------------------------------
@@ -126,9 +131,9 @@ def parse_cidr(text: str) -> Cidr:
     if not slash:
         return _interface(addr, addr.max_prefixlen)
     max_len = addr.max_prefixlen
-    if not _DIGITS.fullmatch(prefix_text):
+    prefix = ascii_uint(prefix_text)
+    if prefix is None:
         raise ValueParseError(f"invalid prefix length '{prefix_text}' in '{text}'")
-    prefix = int(prefix_text)
     if prefix > max_len:
         raise ValueParseError(
             f"prefix length {prefix} out of range for IPv{addr.version} (0-{max_len}) "
@@ -216,9 +221,9 @@ def parse_address(text: str) -> AddressMatch:
 def parse_port(text: str) -> int:
     """A port number (0-65535) or a name from /etc/services."""
     if _DIGITS.fullmatch(text):
-        port = int(text)
-        if port > 65535:
-            raise ValueParseError(f"port {port} out of range (0-65535)")
+        port = ascii_uint(text, 0, 65535)
+        if port is None:
+            raise ValueParseError(f"port {text[:30]} out of range (0-65535)")
         return port
     if not text:
         raise ValueParseError("empty port")
@@ -259,9 +264,9 @@ def parse_icmp_type(text: str, v6: bool) -> IcmpType:
     if text.lower() == "any":
         return IcmpType(v6=v6)
     if _DIGITS.fullmatch(text):
-        number = int(text)
-        if number > 255:
-            raise ValueParseError(f"{kind} type {number} out of range (0-255)")
+        number = ascii_uint(text, 0, 255)
+        if number is None:
+            raise ValueParseError(f"{kind} type {text[:30]} out of range (0-255)")
         return IcmpType(v6=v6, type=number)
     found = icmp_type_by_name(text, v6)
     if found is None:
