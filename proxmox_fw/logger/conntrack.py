@@ -9,7 +9,7 @@ from proxmox_fw.logger.ctformat import CtEvent, Tuple
 from proxmox_fw.logger.netlink import NfnlSocket, attrs, be, messages
 
 NFNL_SUBSYS_CTNETLINK = 1
-IPCTNL_MSG_CT_NEW, IPCTNL_MSG_CT_DELETE = 0, 2
+IPCTNL_MSG_CT_NEW, IPCTNL_MSG_CT_DELETE, IPCTNL_MSG_CT_GET_STATS = 0, 2, 5
 NFNLGRP_CONNTRACK_NEW, NFNLGRP_CONNTRACK_DESTROY = 1, 3
 NLM_F_EXCL, NLM_F_CREATE = 0x200, 0x400
 (CTA_TUPLE_ORIG, CTA_TUPLE_REPLY, CTA_STATUS, CTA_PROTOINFO, CTA_HELP, _NAT_SRC, CTA_TIMEOUT,
@@ -89,6 +89,13 @@ class ConntrackEvents:
 
     def __init__(self) -> None:
         self.nl = NfnlSocket(groups=GROUPS)
+        # Joining the groups only asks for nf_conntrack_netlink in the background, and no
+        # event is sent before it is loaded; a request is answered only once it is there.
+        try:
+            self.nl.request((NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_GET_STATS, 0, 0)
+        except OSError:
+            self.nl.close()
+            raise
         self.nl.sock.setblocking(False)
 
     def fileno(self) -> int:

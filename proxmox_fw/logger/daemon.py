@@ -192,7 +192,6 @@ class Daemon:
 
     # -- the loop ----------------------------------------------------------------------------
     def serve(self, nflog: NflogSocket, sigs: SignalWaiter, flag: FlagFile) -> int:
-        self.set_conntrack(self.opts.force_conntrack or flag.value)
         next_check = time.monotonic() + FLAG_CHECK_INTERVAL
         while True:
             fds: list[int] = [nflog.fileno(), sigs.fileno()]
@@ -259,8 +258,11 @@ def _run_locked(opts: LoggerOptions) -> int:
     code = 1
     try:
         with SignalWaiter([signal.SIGTERM, signal.SIGINT, signal.SIGHUP]) as sigs:
+            flag = FlagFile(opts.conntrack_flag)
+            # Subscribed before the start line, so every flow after that line is seen.
+            daemon.set_conntrack(opts.force_conntrack or flag.value)
             daemon.status(5, "starting pvefw logger")
-            code = daemon.serve(nflog, sigs, FlagFile(opts.conntrack_flag))
+            code = daemon.serve(nflog, sigs, flag)
             if code == 0:
                 daemon.flush_skipped()
                 daemon.status(5, "stopping pvefw logger")

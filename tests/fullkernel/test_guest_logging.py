@@ -1,6 +1,7 @@
 """The firewall log for guests (VM tier): a guest rule and a guest policy with
-``log_level_in`` produce lines with the guest's vmid and the bridge's devices, and ARP
-logged on the bridge is printed as pvefw-logger prints it.
+``log_level_in`` produce lines with the guest's vmid and the bridge's devices, ARP
+logged on the bridge is printed as pvefw-logger prints it, and the conntrack lines of
+guest flows carry ``mark=<vmid>`` (the guest chains set the conntrack mark).
 
 The guest table logs in the bridge family, where the kernel reports the bridge as IN/OUT
 and the ports as PHYSIN/PHYSOUT (only those the hook knows). Our ruleset accepts ARP
@@ -12,6 +13,7 @@ bridge.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -63,7 +65,7 @@ def when(line: str) -> str:
 def test_guest_rule_policy_and_arp_lines(topo: Topology, tmp_path: Path) -> None:
     g.apply_tree(topo, g.write_tree(tmp_path / "pve", FILES))
     topo.host.ns.nft(ARP_TABLE)
-    log = LoggerProcess(topo.host.ns, tmp_path)
+    log = LoggerProcess(topo.host.ns, tmp_path, "--conntrack")
     try:
         log.wait_started(timeout=300)  # a cold start is slow under qemu
         vm, out = topo.zone("vm100"), topo.zone("outside")
@@ -75,8 +77,10 @@ def test_guest_rule_policy_and_arp_lines(topo: Topology, tmp_path: Path) -> None
             segment = g.tcp(OUT_IP, VM_IP, 40000 + dport, dport, 0x02)
             g.send_frames(out, g.ether(MAC["vm100"], MAC["outside"], g.ETH_P_IP, segment))
         last = log.wait_for(" SPT=40023 ", timeout=120)[0]
+        log.wait_for(" sport=40022 dport=22 ", timeout=120)
         # (IPv6 multicast the namespaces send on their own may be logged as well)
-        lines = [ln for ln in log.lines() if VM_IP in ln]
+        lines = [ln for ln in log.lines() if VM_IP in ln and not ln.lstrip().startswith("[")]
+        flows = [ln for ln in log.lines() if ln.lstrip().startswith("[NEW]")]
     finally:
         log.stop()
         topo.host.ns.nft("delete table bridge pfwt-arplog")
@@ -101,3 +105,13 @@ def test_guest_rule_policy_and_arp_lines(topo: Topology, tmp_path: Path) -> None
     assert last == (
         f"100 6 guest-100-in {when(last)} DROP: {to_vm} SRC={OUT_IP} DST={VM_IP} "
         f"LEN=40 {syn} SPT=40023 DPT=23 SEQ=4096 ACK=0 WINDOW=8192 SYN ")
+    assert f"{VM_IP} PROTO=ARP" not in " ".join(flows)
+    ct = r"    \[NEW\] ipv4     2 {} \d+ {}src={} dst={} sport={} dport={} \[UNREPLIED\] "
+    tail = r"src={} dst={} sport={} dport={} mark=100"
+    udp_flow = (ct.format("udp      17", "", VM_IP, OUT_IP, 5001, 5000)
+                + tail.format(OUT_IP, VM_IP, 5000, 5001))  # fmt: skip
+    tcp_flow = (ct.format("tcp      6", "SYN_SENT ", OUT_IP, VM_IP, 40022, 22)
+                + tail.format(VM_IP, OUT_IP, 22, 40022))  # fmt: skip
+    for pattern in (udp_flow, tcp_flow):
+        assert len([ln for ln in flows if re.fullmatch(pattern, ln)]) == 1, (pattern, flows)
+
