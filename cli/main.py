@@ -237,8 +237,8 @@ def status(
     (a table left out, e.g. the guest table on a kernel without bridge
     conntrack/reject/meta).
     """
-    from proxmox_fw.nft.client import NftClient
     from proxmox_fw.nft.features import KernelFeatures, probe_features
+    from proxmox_fw.nft.kernelstate import NetlinkReader
     from proxmox_fw.service.status import collect_status, format_status
 
     g: Globals = ctx.obj
@@ -246,8 +246,8 @@ def status(
         features = probe_features()
     except OSError:
         features = KernelFeatures()
-    report = collect_status(g.pve_dir, g.nodename, state_dir, force_disable_flag, NftClient(),
-                            features)
+    report = collect_status(g.pve_dir, g.nodename, state_dir, force_disable_flag,
+                            NetlinkReader(), features)
     if as_json:
         sys.stdout.write(json.dumps(report.to_json(), indent=2) + "\n")
     else:

@@ -52,24 +52,6 @@ def loadable_ruleset(rs: Ruleset, features: KernelFeatures) -> tuple[Ruleset, li
     return rs, []
 
 
-def table_handles(client: JsonRunner) -> dict[str, int] | None:
-    """Handles of the firewall tables present in the kernel (``"inet proxmox-firewall"``
-    → handle); None when listing fails. A table deleted and re-created by someone else
-    comes back with a new handle, so comparing handles tells whether ours are intact."""
-    result = client.run_json({"nftables": [{"list": {"tables": None}}]})
-    if not result.ok or not isinstance(result.output, dict):
-        return None
-    ours = {f"{INET} {HOST_TABLE}", f"{BRIDGE} {GUEST_TABLE}"}
-    handles: dict[str, int] = {}
-    for item in result.output.get("nftables", []):
-        table = item.get("table") if isinstance(item, dict) else None
-        if isinstance(table, dict):
-            label = f"{table.get('family')} {table.get('name')}"
-            if label in ours:
-                handles[label] = int(table.get("handle", 0))
-    return handles
-
-
 def apply_ruleset(rs: Ruleset, client: JsonRunner, features: KernelFeatures) -> ApplyResult:
     loadable, missing = loadable_ruleset(rs, features)
     try:

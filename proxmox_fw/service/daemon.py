@@ -53,6 +53,7 @@ from proxmox_fw.nft.apply import loadable_ruleset, remove_tables
 from proxmox_fw.nft.client import JsonRunner
 from proxmox_fw.nft.diff import UpdatePlan, plan_update
 from proxmox_fw.nft.features import KernelFeatures
+from proxmox_fw.nft.kernelstate import KernelReader, NetlinkReader
 from proxmox_fw.nft.render import RenderedRuleset
 from proxmox_fw.pipeline import compile_node, firewall_enabled
 from proxmox_fw.service.inputs import InputWatcher, LocalNetWatcher, Snapshot
@@ -115,6 +116,7 @@ class Daemon:
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
         effects_writer: Callable[[dict[str, str]], None] = write_side_effects,
+        kernel: KernelReader | None = None,
     ) -> None:
         self.opts = opts
         self.client = client
@@ -132,7 +134,9 @@ class Daemon:
         # unknown). Keeping the rendering makes the next diff render only the new side.
         self.applied: RenderedRuleset | None = None
         self.applied_hash: str | None = None
-        self.kernel = KernelWatch(client)  # our tables as committed: hand edits show
+        # Our tables as committed, read over netlink (never libnftables' list tables):
+        # hand edits show.
+        self.kernel = KernelWatch(kernel if kernel is not None else NetlinkReader())
         self._need_full = True
         self._force_disabled = False
         self._held = False  # a try-apply held the last step
@@ -406,10 +410,11 @@ class Daemon:
         return removed.ok
 
 
-def run(opts: DaemonOptions, client: JsonRunner, features: KernelFeatures) -> int:
+def run(opts: DaemonOptions, client: JsonRunner, features: KernelFeatures,
+        kernel: KernelReader | None = None) -> int:
     """The foreground loop; returns the exit code once SIGTERM or SIGINT arrived."""
     logger = log.get()
-    daemon = Daemon(opts, client, features)
+    daemon = Daemon(opts, client, features, kernel=kernel)
     daemon.save()
     logger.info("starting", pve_dir=str(opts.pve_dir), nodename=opts.nodename,
                 interval=opts.interval)

@@ -1,7 +1,9 @@
 """``proxmox-firewall status``: is the firewall configured, running, loaded and current?
 
 It asks nobody: the daemon's state file says whether it runs and which ruleset it last
-committed (a hash), libnftables says which tables exist, and the configuration is compiled
+committed (a hash), the kernel says over netlink which of our tables exist (never through
+libnftables' ``list tables``, which other programs' tables can crash), and the
+configuration is compiled
 now, exactly as the daemon compiles it, to tell whether the kernel is in step with it.
 
 Exit codes (also in the command's help):
@@ -22,10 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from proxmox_fw.diagnostics import Diagnostics
-from proxmox_fw.nft.apply import loadable_ruleset, table_handles
-from proxmox_fw.nft.client import JsonRunner
+from proxmox_fw.nft.apply import loadable_ruleset
 from proxmox_fw.nft.features import KernelFeatures
-from proxmox_fw.nft.objects import BRIDGE, GUEST_TABLE, HOST_TABLE, INET
+from proxmox_fw.nft.kernelstate import OUR_TABLES, KernelReader
 from proxmox_fw.pipeline import compile_node, firewall_enabled, host_facts, load_node
 from proxmox_fw.service.state import FORCE_DISABLED, is_running, read_state, ruleset_hash
 
@@ -33,7 +34,7 @@ EXIT_OK = 0
 EXIT_NOT_RUNNING = 1  # or: enabled, but the tables are missing
 EXIT_OUT_OF_SYNC = 3  # or: partial
 
-TABLES = (f"{INET} {HOST_TABLE}", f"{BRIDGE} {GUEST_TABLE}")
+TABLES = tuple(f"{family} {name}" for family, name in OUR_TABLES)
 
 
 @dataclass(slots=True)
@@ -63,7 +64,7 @@ def collect_status(
     nodename: str,
     state_dir: Path,
     flag: Path,
-    client: JsonRunner,
+    kernel: KernelReader,
     features: KernelFeatures,
 ) -> StatusReport:
     diags = Diagnostics()
@@ -90,11 +91,11 @@ def collect_status(
     if not flagged:
         report.tables_expected = [f"{t.family} {t.name}" for t in loadable.tables if t.enabled]
         report.missing_features = missing
-    handles = table_handles(client)
-    if handles is not None:
-        report.tables_present = {label: label in handles for label in TABLES}
+    present = kernel.present(OUR_TABLES)
+    if present is not None:
+        report.tables_present = {label: label in present for label in TABLES}
     if flagged:
-        report.in_sync = state is not None and state.state == FORCE_DISABLED and not handles
+        report.in_sync = state is not None and state.state == FORCE_DISABLED and not present
     else:
         report.in_sync = state is not None and state.ruleset_hash == ruleset_hash(loadable)
     _judge(report)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from proxmox_fw.nft.client import NftClient, Result
 from proxmox_fw.nft.features import KernelFeatures
+from proxmox_fw.nft.kernelstate import KernelSnapshot, TableNames, TableShape, TableState
 from proxmox_fw.nft.objects import HOST_TABLE, INET
 from tests.harness.process import terminate
 
@@ -261,24 +262,24 @@ def normalized(items: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 class FakeClient:
-    """Records transactions; keeps the set of tables (with handles) they leave behind."""
+    """Records transactions; keeps the set of tables (with handles) they leave behind and
+    answers the daemon's kernel questions (:class:`~proxmox_fw.nft.kernelstate.KernelReader`)
+    from it: the generation moves with every transaction it accepts."""
 
     def __init__(self) -> None:
         self.transactions: list[list[dict[str, Any]]] = []
         self.refuse = False
         self.tables: dict[str, int] = {}
+        self.generation_id = 1
+        self.questions: list[str] = []  # KernelReader calls, in order
         self._next_handle = 1
 
     def run_json(self, doc: Any) -> Result:
         commands = doc["nftables"]
-        if commands == [{"list": {"tables": None}}]:
-            family_name = [label.split(" ", 1) for label in self.tables]
-            return Result(True, {"nftables": [
-                {"table": {"family": f, "name": n, "handle": self.tables[f"{f} {n}"]}}
-                for f, n in family_name]}, "")
         self.transactions.append(commands)
         if self.refuse:
             return Result(False, "", "Error: Could not process rule: Operation not supported")
+        self.generation_id += 1
         for cmd in commands:
             ((verb, body),) = cmd.items()
             if "table" in body:
@@ -290,9 +291,38 @@ class FakeClient:
                     self.tables.pop(label, None)
         return Result(True, "", "")
 
+    def flush_ruleset(self) -> None:
+        """Someone else ran ``nft flush ruleset``."""
+        self.tables.clear()
+        self.generation_id += 1
+
     def take(self) -> list[list[dict[str, Any]]]:
         sent, self.transactions = self.transactions, []
         return sent
+
+    # -- KernelReader ---------------------------------------------------------------------
+    def generation(self) -> int | None:
+        self.questions.append("generation")
+        return self.generation_id
+
+    def present(self, tables: TableNames) -> dict[str, TableState] | None:
+        self.questions.append("present")
+        return self._present(tables)
+
+    def _present(self, tables: TableNames) -> dict[str, TableState]:
+        found = {}
+        for family, name in tables:
+            handle = self.tables.get(f"{family} {name}")
+            if handle is not None:
+                found[f"{family} {name}"] = TableState(family, name, handle, flags=0, use=0)
+        return found
+
+    def snapshot(self, tables: TableNames) -> KernelSnapshot | None:
+        self.questions.append("snapshot")
+        present = self._present(tables)
+        shapes = {label: TableShape(state, 0, 0, 0, 0, digest="")
+                  for label, state in present.items()}
+        return KernelSnapshot(self.generation_id, shapes)
 
 
 class Clock:

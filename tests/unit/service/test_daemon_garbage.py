@@ -44,7 +44,7 @@ def make(tmp_path: Path, **files: str) -> tuple[Daemon, FakeClient, Path]:
     client = FakeClient()
     opts = DaemonOptions(tree, NODE, interval=0.1, state_dir=tmp_path / "state",
                          force_disable_flag=tmp_path / "flag", side_effects=False)
-    return Daemon(opts, client, NO_GUEST_FEATURES, clock=Clock()), client, tree
+    return Daemon(opts, client, NO_GUEST_FEATURES, clock=Clock(), kernel=client), client, tree
 
 
 @pytest.fixture

@@ -1,8 +1,9 @@
 """Loop control of Daemon.step with a fake kernel client and a fake clock.
 
-The fake only records what would be sent and answers ``list tables``: it decides nothing
-about nftables itself (the kernel tests do that). What is tested here is the daemon's
-decisions: when to read, when to send, what to keep after a failure, when to retry.
+The fake only records what would be sent and answers the daemon's kernel questions
+(generation, our tables' handles) from it: it decides nothing about nftables itself (the
+kernel tests do that). What is tested here is the daemon's decisions: when to read, when
+to send, what to keep after a failure, when to retry.
 The skeleton commands of a full apply are listed in a throwaway namespace (needs root).
 """
 
@@ -66,7 +67,7 @@ def env(tmp_path: Path) -> Iterator[tuple[Daemon, FakeClient, Clock, Path]]:
     client, clock = FakeClient(), Clock()
     opts = DaemonOptions(tree, NODE, interval=0.1, state_dir=tmp_path / "state",
                          force_disable_flag=tmp_path / "flag", side_effects=False)
-    daemon = Daemon(opts, client, NO_GUEST_FEATURES, clock=clock)
+    daemon = Daemon(opts, client, NO_GUEST_FEATURES, clock=clock, kernel=client)
     yield daemon, client, clock, tree
 
 
@@ -81,6 +82,26 @@ def test_first_step_applies_in_full_then_idles(env: Any) -> None:
     state = read_state(daemon.opts.state_dir)
     assert state is not None and state.state == "active"
     assert state.ruleset_hash == daemon.applied_hash
+
+
+def test_idle_polls_ask_only_the_generation_and_send_no_command(env: Any) -> None:
+    """What an idle poll costs does not depend on the ruleset: one netlink question, no
+    libnftables command (the fake records every ``run_json``)."""
+    daemon, client, _clock, _tree = env
+    daemon.step()
+    client.take()
+    client.questions.clear()
+    for _ in range(10):
+        assert daemon.step() is Outcome.IDLE
+    assert client.take() == []
+    assert client.questions == ["generation"] * 10
+    # Another program's transaction: our tables are read once, then polls idle again.
+    client.generation_id += 1
+    client.questions.clear()
+    for _ in range(3):
+        assert daemon.step() is Outcome.IDLE
+    assert client.take() == []
+    assert client.questions == ["generation", "snapshot", "generation", "generation"]
 
 
 def test_edit_sends_only_the_changed_chain(env: Any) -> None:
@@ -144,7 +165,7 @@ def test_unreadable_file_at_start_applies_nothing_until_readable(tmp_path: Path)
     client = FakeClient()
     opts = DaemonOptions(tree, NODE, interval=0.1, state_dir=tmp_path / "state",
                          force_disable_flag=tmp_path / "flag", side_effects=False)
-    daemon = Daemon(opts, client, NO_GUEST_FEATURES, clock=Clock())
+    daemon = Daemon(opts, client, NO_GUEST_FEATURES, clock=Clock(), kernel=client)
     with structlog.testing.capture_logs() as logs:
         assert daemon.step() is Outcome.KEPT
     assert client.take() == []
@@ -218,7 +239,7 @@ def test_lost_tables_trigger_a_full_apply(env: Any) -> None:
     daemon, client, _clock, _tree = env
     daemon.step()
     client.take()
-    client.tables.clear()  # someone ran `nft flush ruleset`
+    client.flush_ruleset()  # someone else
     assert daemon.step() is Outcome.APPLIED
     (tx,) = client.take()
     assert is_full(tx)
@@ -238,10 +259,11 @@ def test_vmlist_garbage_keeps_the_last_good_guest_list(tmp_path: Path) -> None:
     root = tmp_path / "pve"
     shutil.copytree(Path(__file__).resolve().parents[3] / "examples" / "pve", root)
     age_tree(root)
+    client = FakeClient()
     daemon = Daemon(
         DaemonOptions(root, NODE, state_dir=tmp_path / "state", side_effects=False,
                       force_disable_flag=tmp_path / "flag"),
-        FakeClient(), NO_GUEST_FEATURES, clock=Clock(),
+        client, NO_GUEST_FEATURES, clock=Clock(), kernel=client,
     )
     first = daemon.inputs.read().config
     assert set(first.guests) == {100, 200}
@@ -266,7 +288,7 @@ def test_local_network_is_detected_again_only_when_addresses_change(tmp_path: Pa
     daemon = Daemon(
         DaemonOptions(tree, NODE, state_dir=tmp_path / "state", side_effects=False,
                       force_disable_flag=tmp_path / "flag"),
-        client, NO_GUEST_FEATURES, clock=Clock(),
+        client, NO_GUEST_FEATURES, clock=Clock(), kernel=client,
         localnet=LocalNetWatcher(NODE, netlink, resolver, hosts_file=str(tmp_path / "hosts")),
     )
 
@@ -309,7 +331,7 @@ def test_run_survives_a_crashing_step_and_stops_on_sigterm(
 
     threading.Thread(target=stop_when_applied, daemon=True).start()
     with structlog.testing.capture_logs() as logs:
-        code = run(daemon.opts, client, NO_GUEST_FEATURES)
+        code = run(daemon.opts, client, NO_GUEST_FEATURES, kernel=client)
     assert code == 0
     assert any("compiler bug" in e["event"] for e in logs)
     assert calls["n"] >= 2  # retried after the back-off
@@ -352,7 +374,7 @@ def test_unreadable_guest_config_at_start_applies_the_rest_and_retries(tmp_path:
     client, clock = FakeClient(), Clock()
     opts = DaemonOptions(tree, NODE, interval=0.1, state_dir=tmp_path / "state",
                          force_disable_flag=tmp_path / "flag", side_effects=False)
-    daemon = Daemon(opts, client, NO_GUEST_FEATURES, clock=clock)
+    daemon = Daemon(opts, client, NO_GUEST_FEATURES, clock=clock, kernel=client)
     assert daemon.step() is Outcome.APPLIED  # the host table: better than no firewall
     assert list(client.tables) == ["inet proxmox-firewall"]
     state = read_state(opts.state_dir)
@@ -375,7 +397,7 @@ def test_edits_still_apply_while_a_never_read_file_stays_unreadable(tmp_path: Pa
     client = FakeClient()
     opts = DaemonOptions(tree, NODE, interval=0.1, state_dir=tmp_path / "state",
                          force_disable_flag=tmp_path / "flag", side_effects=False)
-    daemon = Daemon(opts, client, NO_GUEST_FEATURES, clock=Clock())
+    daemon = Daemon(opts, client, NO_GUEST_FEATURES, clock=Clock(), kernel=client)
     assert daemon.step() is Outcome.APPLIED
     client.take()
     edit(tree / HOST_FW, (tree / HOST_FW).read_text() + "IN ACCEPT -p tcp -dport 9100\n")

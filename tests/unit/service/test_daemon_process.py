@@ -17,7 +17,9 @@ from typing import Any
 
 import pytest
 
+from proxmox_fw.nft.kernelstate import TABLE_F_DORMANT, TABLE_F_OWNER
 from tests.harness.netns import NetNs
+from tests.unit.nft.nft_testlib import TableMaker, add_foreign_tables
 from tests.unit.service.daemonlib import (
     CLUSTER_FW,
     HOST_FW,
@@ -333,3 +335,37 @@ def test_other_tables_changing_do_not_disturb_ours(
         monitor.close()
     assert ours == []
     assert [r["handle"] for r in rules(list_table(host) or [], "host-in")] == before
+
+
+def test_foreign_tables_with_every_flag_crash_neither_the_daemon_nor_status(
+    netns_pair: tuple[NetNs, NetNs], pve_tree: Path, start_daemon: Start
+) -> None:
+    """Other programs' tables in every family with every flag the kernel accepts
+    (libnftables 1.0.6's ``list tables`` reads freed memory on these), and a new flagged
+    table at every poll so the daemon reads its tables each time: it keeps running,
+    ``status`` answers, and a hand edit is still repaired."""
+    host, _peer = netns_pair
+    maker = host.run(TableMaker)  # owner tables live as long as its socket
+    try:
+        foreign = host.run(add_foreign_tables, maker)
+        assert {TABLE_F_DORMANT, TABLE_F_OWNER} <= {f.flags for f in foreign}
+        daemon = start_daemon(host, pve_tree)
+        daemon.wait_applied()
+        for n in range(25):  # about 25 polls, each after someone else's transaction
+            assert maker.create("ip", f"busy{n}", TABLE_F_DORMANT if n % 2 else 0) == 0
+            time.sleep(0.2)
+            assert daemon.proc.poll() is None, daemon.log()
+        for _ in range(3):
+            code, report = daemon.status()
+            assert code == 0, report
+            assert report["tables_present"] == {"inet proxmox-firewall": True,
+                                                "bridge proxmox-firewall-guests": False}
+        assert daemon.log().count("firewall update time") == 1  # nothing re-applied
+        host.nft("flush chain inet proxmox-firewall host-in")
+        eventually(lambda: host_in_ports(list_table(host) or []) == [22, 8006],
+                   "host-in restored")
+        assert daemon.proc.poll() is None, daemon.log()
+        code, _report = daemon.status()
+        assert code == 0
+    finally:
+        maker.close()

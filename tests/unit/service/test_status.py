@@ -1,7 +1,7 @@
 """collect_status: its verdict and exit code from state file, tables and configuration.
 
-The kernel side is a fake answering ``list tables`` (what tables exist is all status asks
-it); the configuration is compiled for real, as the daemon compiles it.
+The kernel side is a fake answering which of our tables exist (all status asks it); the
+configuration is compiled for real, as the daemon compiles it.
 """
 
 from __future__ import annotations
