@@ -32,6 +32,7 @@ from proxmox_fw.nft import expr as x
 from proxmox_fw.nft.objects import BRIDGE, FILLED_CHAINS, GUEST_TABLE, Chain, Json, Table
 
 VLAN_TPIDS = (0x8100, 0x88A8)  # 802.1Q and 802.1ad tags
+ETH_P_IP, ETH_P_IPV6 = 0x0800, 0x86DD
 
 
 def guests_needed(cfg: PveConfig, opts: CompileOptions) -> bool:
@@ -187,6 +188,8 @@ def _guest(
                 out.add([port, x.match(x.meta("protocol"), "arp"),
                          x.match(x.payload("arp", "saddr ether"), mac, "!="), x.drop()],
                         str(nic.origin))
+    if opts.layer2_protocols is not None:
+        out.add(_layer2_filter(opts.layer2_protocols), fwfile)
     out.add([x.jump("allow-dhcp-out" if opts.dhcp else "block-dhcp-out")], fwfile)
     inn.add([x.jump("allow-dhcp-in" if opts.dhcp else "block-dhcp-in")], fwfile)
     # DHCP (from 0.0.0.0) passes before the ipfilter, as in pve-firewall; NDP and RA only
@@ -238,6 +241,18 @@ def _guest(
         for port in ports.values():
             table.map("vm-map-in").elements.append((port, x.goto(inn.name)))
             table.map("vm-map-out").elements.append((port, x.goto(out.name)))
+
+
+def _layer2_filter(allowed: list[int]) -> Json:
+    """``layer2_protocols``: the guest may send only these ethertypes, plus IPv4 and IPv6,
+    which pve-firewall's ebtables accepted before this filter (the IP rules judge them).
+
+    ``ether type`` is the outer type as ebtables saw it: a VLAN-tagged frame is 802_1Q
+    (0x8100) or S-TAG (0x88a8) whatever it carries, so tagged frames pass only when that
+    is listed; their inner packet still meets the IP filter, which drops stacked tags.
+    """
+    types = sorted({ETH_P_IP, ETH_P_IPV6, *allowed})
+    return [x.match(x.payload("ether", "type"), x.set_literal(list(types)), "!="), x.drop()]
 
 
 def _accept_stmt(opts: GuestOptions) -> Callable[[], Json] | None:

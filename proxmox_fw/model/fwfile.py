@@ -64,6 +64,7 @@ class OptionSyntax(StrEnum):
     LIMIT_RATE = "a kernel limit rate (packets per second)"
     LIMIT_BURST = "a kernel limit burst"
     QUEUE_RANGE = "an NFQUEUE number or range N:M"
+    ETHERTYPES = "comma-separated Ethernet protocol names or numbers (/etc/ethertypes)"
 
 
 class ClusterOptions(Model):
@@ -104,7 +105,7 @@ class HostOptions(Model):
 
 
 class GuestOptions(Model):
-    WITHOUT_EFFECT: ClassVar[frozenset[str]] = frozenset({"policy_forward", "layer2_protocols"})
+    WITHOUT_EFFECT: ClassVar[frozenset[str]] = frozenset({"policy_forward"})
 
     enable: bool = False
     policy_in: Verdict = Verdict.DROP
@@ -119,6 +120,8 @@ class GuestOptions(Model):
     ips: bool = False
     # "N" -> (N, N), "N:M" -> (N, M)
     ips_queues: Annotated[tuple[int, int] | None, OptionSyntax.QUEUE_RANGE] = None
+    # Ethertypes the guest may send besides IPv4 and IPv6; None: no layer-2 filter.
+    layer2_protocols: Annotated[list[int] | None, OptionSyntax.ETHERTYPES] = None
 
 
 class VnetOptions(Model):

@@ -6,7 +6,8 @@ few options with a syntax of their own carry an ``OptionSyntax`` marker.
 
 Keys and booleans ignore case (Perl and Rust each accept a subset). A bad value costs
 its line and leaves the default; an unknown key is a warning. Keys that upstream accepts
-but this firewall has no use for are taken with an info diagnostic, never an error.
+but this firewall has no use for are taken with a warning (an option without effect is
+never silent), never an error.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from typing import Final, Literal, NamedTuple, get_args
 
 from proxmox_fw.data import find_ct_helper
+from proxmox_fw.data.ethertypes import lookup_ethertype
 from proxmox_fw.diagnostics import Diagnostics, Severity
 from proxmox_fw.limits import ascii_uint
 from proxmox_fw.model import (
@@ -129,6 +131,23 @@ def _ips_queues(value: str, _ctx: OptionContext) -> tuple[int, int]:
     return lo, hi
 
 
+def _ethertypes(value: str, ctx: OptionContext) -> list[int]:
+    """Names or numbers as ebtables ``-p`` takes them. An unknown one is left out with a
+    warning, so its frames are dropped: a typo narrows the filter, never opens it."""
+    numbers: list[int] = []
+    for item in value.split(","):
+        name = item.strip()
+        if not name:
+            continue
+        number = lookup_ethertype(name)
+        if number is None:
+            ctx.diags.warning(ctx.file, ctx.line, f"layer2_protocols: unknown Ethernet protocol "
+                              f"'{name}'; the guest's frames of it are dropped")
+        elif number not in numbers:
+            numbers.append(number)
+    return numbers
+
+
 _RATE_RE: Final = re.compile(r"([0-9]+)(?:/(second|minute|hour|day))?")
 # The kernel's limit statement (nft_limit_init) refuses a rate of 0 and a rate/burst whose
 # token count (nanoseconds per unit / rate * burst, burst 0 meaning 5) overflows 64 bits;
@@ -217,6 +236,7 @@ _BY_SYNTAX: Final[Mapping[OptionSyntax, tuple[OptionParser, bool]]] = {
     OptionSyntax.LIMIT_RATE: (_limit_rate, False),
     OptionSyntax.LIMIT_BURST: (_limit_burst, False),
     OptionSyntax.QUEUE_RANGE: (_ips_queues, False),
+    OptionSyntax.ETHERTYPES: (_ethertypes, True),
 }
 OptionModel = type[ClusterOptions] | type[HostOptions] | type[GuestOptions] | type[VnetOptions]
 OPTION_MODELS: Final[Mapping[FileKind, OptionModel]] = {
@@ -280,9 +300,9 @@ class OptionCollector:
             ctx.diags.warning(ctx.file, ctx.line, f"unknown option '{m.group(1)}' ignored")
             return
         if spec.field is None:
-            ctx.diags.add(ctx.file, ctx.line,
-                          f"option '{key}' is accepted for compatibility but has no effect",
-                          Severity.INFO)
+            ctx.diags.warning(ctx.file, ctx.line,
+                              f"option '{key}' is accepted for compatibility but has no "
+                              "effect in this firewall")
             return
         if not value and not spec.empty_means_default:
             ctx.diags.error(ctx.file, ctx.line, f"option '{key}' has no value")

@@ -606,3 +606,22 @@ def test_invalid_conntrack_drops_unless_allowed() -> None:
     assert exprs(t, "invalid-conntrack") == [[DROP]]
     t = guest_table({100: G()}, host=HOST_ON + "nf_conntrack_allow_invalid: 1\n")
     assert exprs(t, "invalid-conntrack") == []
+
+
+# --- layer2_protocols --------------------------------------------------------------------
+
+
+def test_layer2_protocols_filter_follows_the_mac_filter() -> None:
+    fw = "[OPTIONS]\nenable: 1\nlayer2_protocols: ARP,802_1Q,IPX\n"
+    rules = exprs(guest_table({100: G(fw=fw)}), "guest-100-out")
+    l2 = [m(pl("ether", "type"), {"set": [0x0800, 0x0806, 0x8100, 0x8137, 0x86DD]}, "!="), DROP]
+    assert l2 in rules
+    at = rules.index(l2)
+    # after the MAC filter (every frame), before DHCP and the accept of established traffic
+    assert any("ether" in repr(r) and "saddr" in repr(r) for r in rules[:at])
+    assert rules[at + 1] == [jump("allow-dhcp-out")]
+
+
+def test_no_layer2_filter_without_the_option() -> None:
+    rules = exprs(guest_table({100: G()}), "guest-100-out")
+    assert not any("'type'" in repr(r) for r in rules)

@@ -47,11 +47,11 @@ def test_a_field_without_a_parser_is_refused_when_the_table_is_built() -> None:
         option_table(Odd)
 
 
-def test_only_log_levels_and_helpers_may_be_empty() -> None:
+def test_only_log_levels_and_name_lists_may_be_empty() -> None:
     empty_ok = {(kind, name) for kind, name in ALL_OPTIONS
                 if OPTIONS_BY_KIND[kind][name].empty_means_default}
     levels = {(kind, name) for kind, name in ALL_OPTIONS if syntax_of(kind, name) is LogLevel}
-    assert empty_ok == levels | {("host", "nf_conntrack_helpers")}
+    assert empty_ok == levels | {("host", "nf_conntrack_helpers"), ("guest", "layer2_protocols")}
     assert ("guest", "log_level_out") in levels and len(levels) == 8
 
 
@@ -69,6 +69,7 @@ GOOD: dict[object, tuple[str, Any]] = {
     OptionSyntax.LIMIT_RATE: ("7", 7),
     OptionSyntax.LIMIT_BURST: ("7", 7),
     OptionSyntax.QUEUE_RANGE: ("1:3", (1, 3)),
+    OptionSyntax.ETHERTYPES: ("ARP,IPX", [0x0806, 0x8137]),
 }
 # A value of each syntax that is refused, and a piece of its message.
 BAD: dict[object, tuple[str, str]] = {
@@ -104,7 +105,8 @@ def test_every_option_parses(kind: FileKind, name: str) -> None:
 
 @pytest.mark.parametrize(("kind", "name"), [
     (kind, name) for kind, name in ALL_OPTIONS
-    if syntax_of(kind, name) is not OptionSyntax.CONNTRACK_HELPERS
+    # lists of names: an unknown name is a warning and costs only itself (tested below)
+    if syntax_of(kind, name) not in (OptionSyntax.CONNTRACK_HELPERS, OptionSyntax.ETHERTYPES)
 ])
 def test_every_bad_value_names_file_and_line_and_costs_only_its_line(kind: FileKind,
                                                                       name: str) -> None:
@@ -327,14 +329,34 @@ def test_unknown_option_is_a_warning(kind: str, key: str) -> None:
 
 @pytest.mark.parametrize(
     ("kind", "line"),
-    [("host", "protection_limit: 100"), ("guest", "policy_forward: DROP"),
-     ("guest", "layer2_protocols: ipv4,arp")],
+    [("host", "protection_limit: 100"), ("guest", "policy_forward: DROP")],
 )
-def test_upstream_options_without_effect_are_info(kind: str, line: str) -> None:
+def test_upstream_options_without_effect_are_warnings(kind: str, line: str) -> None:
+    """Never silent at the default log level (warn): the operator meant something."""
     fw, diags = parse_file(kind, f"[OPTIONS]\n{line}\n")
     assert fw.options == DEFAULTS[kind]
-    assert [(d.line, d.severity) for d in diags] == [(2, Severity.INFO)]
+    assert [(d.line, d.severity) for d in diags] == [(2, Severity.WARNING)]
     assert "has no effect" in diags.items[0].message
+
+
+def test_layer2_protocols_names_aliases_and_numbers() -> None:
+    fw, diags = parse_file("guest", "[OPTIONS]\nlayer2_protocols: ARP, 802_1Q,ipx,NetBEUI,"
+                                    "PPP,dot1q,0x88cc\n")
+    assert fw.options.layer2_protocols == [0x0806, 0x8100, 0x8137, 0x8191, 0x880B, 0x88CC]
+    assert list(diags) == []
+
+
+def test_layer2_protocols_unknown_name_narrows_the_filter() -> None:
+    fw, diags = parse_file("guest", "[OPTIONS]\nlayer2_protocols: ARP,NetBUI\n")
+    assert fw.options.layer2_protocols == [0x0806]  # NetBUI frames are dropped
+    assert messages(diags) == [(2, "warning", "layer2_protocols: unknown Ethernet protocol "
+                                              "'NetBUI'; the guest's frames of it are dropped")]
+
+
+def test_layer2_protocols_empty_means_no_filter() -> None:
+    fw, diags = parse_file("guest", "[OPTIONS]\nlayer2_protocols: ARP\nlayer2_protocols:\n")
+    assert fw.options.layer2_protocols is None
+    assert [d.severity for d in diags] == [Severity.WARNING]  # set twice
 
 
 def test_option_line_without_colon() -> None:
