@@ -14,6 +14,7 @@ import typer
 
 from cli.check import check_cmd
 from cli.counters import counters_cmd
+from cli.diff import diff_cmd
 from cli.log import log_cmd
 from cli.logger import logger as logger_command
 from cli.trace import trace_cmd
@@ -257,6 +258,7 @@ def status(
 
 app.command("check")(check_cmd)
 app.command("counters")(counters_cmd)
+app.command("diff")(diff_cmd)
 app.command("trace")(trace_cmd)
 app.command("logger")(logger_command)
 app.command("try-apply")(try_apply_cmd)
