@@ -44,6 +44,7 @@ def worker() -> Iterator[NetnsWorker]:
 
 
 def pve_tree(tmp_path: Path, cluster: str = CLUSTER) -> Path:
+    tmp_path.mkdir(exist_ok=True)
     (tmp_path / "firewall").mkdir(exist_ok=True)
     (tmp_path / "nodes" / "pve1").mkdir(parents=True, exist_ok=True)
     (tmp_path / "firewall" / "cluster.fw").write_text(cluster)
@@ -150,3 +151,39 @@ def test_element_text() -> None:
     assert element_text({"range": ["10.0.0.1", "10.0.0.9"]}) == "10.0.0.1-10.0.0.9"
     assert element_text([{"concat": ["vmbr0", "vmbr0"]}, {"jump": {"target": "bridge-x"}}]) == (
         "vmbr0 . vmbr0 : jump bridge-x")
+
+
+@pytest.mark.netns
+def test_nothing_after_the_daemons_incremental_updates(tmp_path: Path) -> None:
+    """The daemon changes only what changed (flushed chains, elements one by one); the
+    kernel then holds exactly what a fresh apply would load."""
+    from tests.harness.netns import create_namespaces, delete_namespace, unique_prefix
+    from tests.unit.service.daemonlib import CLI as DAEMON_CLI
+    from tests.unit.service.daemonlib import DaemonProcess, age_tree, edit
+
+    pve = pve_tree(tmp_path / "pve")
+    age_tree(pve)
+    (ns,) = create_namespaces([f"{unique_prefix()}d"])
+    daemon: DaemonProcess | None = None
+
+    def diff() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["ip", "netns", "exec", ns.name, str(DAEMON_CLI), "--pve-dir",
+                               str(pve), "--nodename", "pve1", "diff"], capture_output=True,
+                              text=True, env=ENV, check=False)  # fmt: skip
+
+    try:
+        work = tmp_path / "daemon"
+        work.mkdir()
+        daemon = DaemonProcess(ns, pve, work)
+        daemon.wait_applied(1)
+        assert diff().returncode == 0
+        edit(pve / "firewall" / "cluster.fw", CLUSTER.replace("-dport 443", "-dport 8443")
+             .replace("10.0.0.0/8\n", "10.0.0.0/8\n172.16.0.0/12\n"))  # fmt: skip
+        daemon.wait_applied(2)
+        res = diff()
+        assert (res.returncode, res.stdout) == (0, "no difference: the kernel holds what the "
+                                                   "configuration compiles to\n"), res.stdout
+    finally:
+        if daemon is not None:
+            daemon.stop()
+        delete_namespace(ns)
