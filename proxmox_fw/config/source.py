@@ -49,6 +49,8 @@ class DirectorySource:
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root)
+        # relpath → absolute path (None: outside the root), for the per-poll stats
+        self._stat_paths: dict[str, str | None] = {}
 
     def _path(self, relpath: str) -> Path | None:
         """The absolute path, or None when ``relpath`` would leave the root."""
@@ -103,11 +105,17 @@ class DirectorySource:
         return tuple((rel, self._stamp(rel)) for rel in relpaths)
 
     def _stamp(self, relpath: str) -> FileStamp:
-        path = self._path(relpath)
+        # The daemon stats every watched file at each poll: a plain string path keeps that
+        # at the cost of the stat itself, not of building a Path each time.
+        try:
+            path = self._stat_paths[relpath]
+        except KeyError:
+            resolved = self._path(relpath)
+            path = self._stat_paths[relpath] = None if resolved is None else str(resolved)
         if path is None:
             return None
         try:
-            st = path.stat()
+            st = os.stat(path)
         except OSError:
             return None
         return (st.st_mtime_ns, st.st_size, st.st_ino)
