@@ -31,6 +31,7 @@ from typing import Any
 import nftables
 
 from proxmox_fw.nft.client import NftClient
+from proxmox_fw.nft.kernelstate import KernelStateError, NftNetlink
 from proxmox_fw.nft.trace import (
     NF_ACCEPT,
     TRACETYPE_POLICY,
@@ -152,16 +153,20 @@ def session_table() -> str:
     return f"{TABLE_PREFIX}-{os.getpid()}"
 
 
-def _orphans(ctx: nftables.Nftables) -> list[str]:
-    """``family name`` of tracing tables whose process is gone."""
-    rc, out, _ = ctx.cmd("list tables")
+def _orphans() -> list[str]:
+    """``family name`` of tracing tables whose process is gone (asked over netlink, not
+    through libnftables' ``list tables``, which other programs' flagged tables upset)."""
+    try:
+        with NftNetlink() as nl:
+            tables = nl.tables()
+    except KernelStateError:
+        return []
     found: list[str] = []
-    for line in out.splitlines() if rc == 0 else []:
-        words = line.split()
-        if len(words) == 3 and words[0] == "table" and words[2].startswith(TABLE_PREFIX + "-"):
-            pid = words[2].rsplit("-", 1)[1]
+    for table in tables:
+        if table.name.startswith(TABLE_PREFIX + "-"):
+            pid = table.name.rsplit("-", 1)[1]
             if pid.isdigit() and not os.path.exists(f"/proc/{pid}"):
-                found.append(f"{words[1]} {words[2]}")
+                found.append(table.label)
     return found
 
 
@@ -172,7 +177,7 @@ class TracingTables:
     def __init__(self, filt: TraceFilter) -> None:
         self.name = session_table()
         self._ctx: nftables.Nftables | None = nftables.Nftables()
-        for orphan in _orphans(self._ctx):
+        for orphan in _orphans():
             self._ctx.cmd(f"delete table {orphan}")
         rc, _, err = self._ctx.cmd(tracing_tables(self.name, filt))
         if rc != 0:
