@@ -106,7 +106,7 @@ def try_apply_cmd(
     if not outcome.ok and "no try-apply is pending" not in outcome.error:
         sys.stderr.write(f"try-apply: roll-back failed: {outcome.error}\n")
         raise typer.Exit(EXIT_NOT_APPLIED)
-    sys.stdout.write("\nrolled back to the previous ruleset\n")
+    sys.stdout.write(("\n" if answer is None else "") + "rolled back to the previous ruleset\n")
     raise typer.Exit(EXIT_ROLLED_BACK)
 
 

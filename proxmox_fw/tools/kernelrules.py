@@ -84,17 +84,16 @@ def rule_texts(text: str) -> dict[int, str]:
     in_chain = False
     for raw in text.splitlines():
         line = raw.strip()
-        if line.startswith("chain "):
-            in_chain = True
-            continue
-        if line.startswith(("set ", "map ", "ct ", "flowtable ", "table ")) or line == "}":
-            in_chain = False
-            continue
         m = _HANDLE.search(line)
-        if not in_chain or m is None:
+        if m is None:
+            in_chain = in_chain and line != "}"
             continue
-        body = _COMMENT.sub("", _COUNTER.sub("", line[: m.start()]))
-        out[int(m.group(1))] = body.strip()
+        body = line[: m.start()].rstrip()
+        if body.endswith("{"):  # a block (table, chain, set, map, ct helper): rules never are
+            in_chain = body.startswith("chain ")
+            continue
+        if in_chain:
+            out[int(m.group(1))] = _COMMENT.sub("", _COUNTER.sub("", body)).strip()
     return out
 
 

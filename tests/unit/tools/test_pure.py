@@ -17,13 +17,20 @@ table inet proxmox-firewall { # handle 5
 	chain host-in { # handle 20
 		tcp dport 3001 counter packets 4 bytes 240 accept comment "nodes/pve1/host.fw:5" # handle 41
 		jump group-web-in comment "nodes/pve1/host.fw:6" # handle 42
+		ct state vmap { invalid : drop, established : accept } # handle 43
+		counter packets 1 bytes 2 drop comment "firewall/cluster.fw" # handle 44
+	}
+	ct helper ftp-21 { # handle 9
+		type "ftp" protocol tcp
 	}
 }
 """
 
 
 def test_rule_texts_without_counter_and_comment() -> None:
-    assert rule_texts(LISTING) == {41: "tcp dport 3001 accept", 42: "jump group-web-in"}
+    assert rule_texts(LISTING) == {41: "tcp dport 3001 accept", 42: "jump group-web-in",
+                                   43: "ct state vmap { invalid : drop, established : accept }",
+                                   44: "drop"}  # fmt: skip
 
 
 def test_filters_become_nft_matches() -> None:
