@@ -72,7 +72,7 @@ from proxmox_fw.service.state import (
 )
 from proxmox_fw.system.gcpause import paused_gc
 from proxmox_fw.system.sysctl import write_side_effects
-from proxmox_fw.tools.tryapply import daemon_hold
+from proxmox_fw.tools import tryapply  # a module: tryapply imports service.state
 
 MAX_BACKOFF = 300.0  # seconds between retries of a ruleset the kernel keeps refusing
 
@@ -169,7 +169,7 @@ class Daemon:
         if full:
             self._need_full = True
             self.inputs.forget()
-        if daemon_hold(self.opts.state_dir, None, self.client):
+        if tryapply.daemon_hold(self.opts.state_dir, None, self.client):
             return self._hold("a try-apply waits for confirmation: leaving the kernel alone")
         if self._held:  # the try was confirmed or rolled back: look at everything again
             self._held, self._need_full = False, True
@@ -205,7 +205,7 @@ class Daemon:
             return Outcome.UNCHANGED
         if digest == self._failed_hash and not (retry_due or full):
             return Outcome.WAITING
-        if daemon_hold(self.opts.state_dir, digest, self.client):
+        if tryapply.daemon_hold(self.opts.state_dir, digest, self.client):
             return self._hold("this configuration was rolled back by try-apply: "
                               "not applied again until it changes")
         outcome = self._apply(result, loadable, digest, missing)
