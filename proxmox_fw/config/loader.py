@@ -85,8 +85,10 @@ def load_config(
         guests=_load_guests(rec, nodename, diags, pc),
         sdn=_load_sdn(rec, diags),
         ipam=_load_ipam(rec, diags),
-        vnets=_load_vnets(rec, diags, pc),
     )
+    # Which vnets exist is unknown while the SDN file is unreadable: keep every vnet file.
+    known = None if SDN_RUNNING_CONFIG in rec.unreadable else cfg.sdn
+    cfg.vnets = _load_vnets(rec, known, diags, pc)
     cfg.unreadable = rec.unreadable
     return cfg
 
@@ -262,20 +264,33 @@ def _load_guest(
     return Guest(vmid=entry.vmid, kind=entry.kind, node=entry.node, nics=nics, fw=fw)
 
 
-def _load_sdn(source: ConfigSource, diags: Diagnostics) -> Sdn:
+def _load_sdn(source: _RecordingSource, diags: Diagnostics) -> Sdn:
     text = source.read(SDN_RUNNING_CONFIG, diags)
-    return Sdn() if text is None else parse_sdn(text, SDN_RUNNING_CONFIG, diags)
+    if text is None:
+        return Sdn()
+    sdn = parse_sdn(text, SDN_RUNNING_CONFIG, diags)
+    if not sdn.present:  # not a JSON object: unusable, like a .fw file of garbage
+        source.unreadable.append(SDN_RUNNING_CONFIG)
+    return sdn
 
 
-def _load_ipam(source: ConfigSource, diags: Diagnostics) -> Ipam:
+def _load_ipam(source: _RecordingSource, diags: Diagnostics) -> Ipam:
     for path in IPAM_FILES:
         text = source.read(path, diags)
         if text is not None:
-            return parse_ipam(text, path, diags)
+            ipam = parse_ipam(text, path, diags)
+            if not ipam.present:
+                source.unreadable.append(path)
+            return ipam
     return Ipam()
 
 
-def _load_vnets(source: _RecordingSource, diags: Diagnostics, pc: ParseCache) -> dict[str, VnetFw]:
+def _load_vnets(
+    source: _RecordingSource, sdn: Sdn | None, diags: Diagnostics, pc: ParseCache
+) -> dict[str, VnetFw]:
+    """The firewall files of the vnets ``sdn`` defines (all of them when it is None). A
+    file for any other bridge is ignored with a warning: its FORWARD policy would
+    otherwise apply to an uplink such as vmbr0 and could cut the node off."""
     vnets: dict[str, VnetFw] = {}
     for entry in source.list_dir(VNET_FW_DIR, diags):
         name, dot, ext = entry.rpartition(".")
@@ -285,6 +300,10 @@ def _load_vnets(source: _RecordingSource, diags: Diagnostics, pc: ParseCache) ->
         problem = ifname_problem(name)  # the vnet is a bridge: its name is an interface's
         if problem is not None:
             diags.error(shown(path), None, f"vnet name {problem}; file ignored")
+            continue
+        if sdn is not None and name not in sdn.vnets:
+            diags.warning(path, None, f"'{name}' is not a vnet of the SDN configuration "
+                          f"({SDN_RUNNING_CONFIG}); file ignored")
             continue
         text = source.read(path, diags)
         if text is not None:

@@ -36,6 +36,8 @@ GOOD = {
     "nodes/pve1/qemu-server/100.conf": "net0: virtio=BC:24:11:00:01:00,bridge=vmbr0,firewall=1\n",
     "corosync.conf": "nodelist {\n  node {\n    name: pve1\n    ring0_addr: 10.0.0.1\n  }\n}\n",
     "sdn/firewall/vnet1.fw": "[OPTIONS]\nenable: 1\n",
+    "sdn/.running-config": json.dumps({"zones": {"ids": {"z1": {"type": "simple"}}},
+                                       "vnets": {"ids": {"vnet1": {"zone": "z1"}}}}),
 }
 TARGETS = list(GOOD)
 

@@ -184,16 +184,21 @@ def test_unreadable_cluster_fw(tmp_path: Path) -> None:
 
 
 def test_vnet_files(tmp_path: Path) -> None:
+    sdn = json.loads(TREE["sdn/.running-config"])
+    sdn["vnets"]["ids"]["vnet2"] = {"zone": "z1"}
     files = {
         **TREE,
+        "sdn/.running-config": json.dumps(sdn),
         "sdn/firewall/averyveryverylongname.fw": "[OPTIONS]\nenable: 1\n",
         "sdn/firewall/exactly15chars0.fw": "[OPTIONS]\nenable: 1\n",
         "sdn/firewall/vnet2.fw": "",
     }
     cfg, diags = load(tmp_path, files)
-    d = only(diags)
-    assert (d.file, d.severity) == ("sdn/firewall/averyveryverylongname.fw", Severity.ERROR)
-    assert sorted(cfg.vnets) == ["exactly15chars0", "vnet1", "vnet2"]
+    d = only(diags, Severity.ERROR)
+    assert d.file == "sdn/firewall/averyveryverylongname.fw"
+    d = only(diags, Severity.WARNING)  # a valid bridge name, but no vnet of the SDN config
+    assert d.file == "sdn/firewall/exactly15chars0.fw" and "not a vnet" in d.message
+    assert sorted(cfg.vnets) == ["vnet1", "vnet2"]
     assert cfg.vnets["vnet2"].name == "vnet2" and not cfg.vnets["vnet2"].options.enable
 
 

@@ -35,6 +35,8 @@ GOOD: dict[str, str] = {
     GUEST_FW: "[OPTIONS]\nenable: 1\n",
     GUEST_CONF: "memory: 512\nnet0: virtio=BC:24:11:00:01:00,bridge=vmbr0,firewall=1\n",
     VNET: "[OPTIONS]\nenable: 1\n",
+    "sdn/.running-config": json.dumps({"zones": {"ids": {"z1": {"type": "simple"}}},
+                                       "vnets": {"ids": {"vnet1": {"zone": "z1"}}}}),
     COROSYNC: "nodelist {\n  node {\n    name: pve1\n    ring0_addr: 10.0.0.1\n  }\n}\n",
 }
 CHECKED = [CLUSTER, HOST, GUEST_FW, GUEST_CONF, VNET, COROSYNC]

@@ -168,6 +168,8 @@ CORPUS: dict[str, tuple[dict[str, str], list[str], int]] = {
                               "nf_conntrack_tcp_timeout_established: 7875\n"
                               "nf_conntrack_tcp_timeout_syn_recv: 120\n",
         "sdn/firewall/vnet0.fw": "[OPTIONS]\nenable: 1\npolicy_forward: REJECT\n",
+        "sdn/.running-config": '{"zones": {"ids": {"z0": {"type": "simple"}}}, '
+                               '"vnets": {"ids": {"vnet0": {"zone": "z0"}}}}',
     }, [
         "{d}/firewall/cluster.fw:3: warning: policy_in: ACCEPT lets every packet that no rule "
         "drops reach the host (admin guide §13.8.1)",
