@@ -3,6 +3,13 @@
 A rule may become several nft rules: one per macro entry and one per address family an
 ipset reference spans. Combinations whose families contradict each other are left out;
 a rule left with none is reported and skipped, never widened.
+
+A broken rule never opens anything (issue 10): an ACCEPT rule that cannot be compiled is
+skipped (it accepts nothing). A DROP or REJECT rule whose reference cannot be resolved
+(alias, ipset, interface, macro) is compiled *without* the broken condition, so it blocks
+at least everything it was meant to; a GROUP rule naming a missing security group drops
+everything that reaches it. Management access is accepted before any user rule (the
+skeleton's ``default-in``), so it survives either way.
 """
 
 from __future__ import annotations
@@ -77,11 +84,29 @@ def compile_rule(rule: Rule, tgt: RuleTarget, diags: Diagnostics) -> list[NftRul
     try:
         return _compile(rule, tgt)
     except RuleError as err:
-        diags.error(rule.origin.file, rule.origin.line, f"rule skipped: {err}")
-        return []
+        where = (rule.origin.file, rule.origin.line)
+        if rule.kind != "group" and rule.action is Verdict.ACCEPT:
+            diags.error(*where, f"rule skipped: {err}")
+            return []
+        try:
+            closed = _compile(rule, tgt, fail_closed=True)
+        except RuleError:  # what is left contradicts itself: it matches nothing
+            diags.error(*where, f"rule skipped: {err}")
+            return []
+        diags.error(*where, f"{err}; {_FAIL_CLOSED[rule.kind == 'group']}")
+        return closed
 
 
-def _compile(rule: Rule, tgt: RuleTarget) -> list[NftRule]:
+_FAIL_CLOSED = {
+    False: "the rule applies without that condition until it is fixed (fail-closed: it "
+           "blocks more, never less)",
+    True: "everything this rule reaches is dropped until it is fixed (fail-closed)",
+}
+
+
+def _compile(rule: Rule, tgt: RuleTarget, fail_closed: bool = False) -> list[NftRule]:
+    """``fail_closed``: an unresolvable condition matches anything (and a missing group
+    drops everything), instead of raising."""
     origin = str(rule.origin)
     # A GROUP applies in every direction; any other rule only in its own, and is checked
     # (its interface resolved) only there, so one bad rule gives one diagnostic.
@@ -90,12 +115,15 @@ def _compile(rule: Rule, tgt: RuleTarget) -> list[NftRule]:
     head: list[Json] = []
     if rule.iface:
         name = tgt.iface_map(rule.iface)
-        if name is None:
+        if name is not None:
+            head.append(x.match(x.meta(tgt.iface_key), name))
+        elif not fail_closed:
             raise RuleError(f"interface '{rule.iface}' does not exist here")
-        head.append(x.match(x.meta(tgt.iface_key), name))
 
     if rule.kind == "group":
         group = (rule.group or "").lower()
+        if group not in tgt.groups and fail_closed:
+            return [NftRule([*head, x.counter(), x.drop()], origin)]
         if group not in tgt.groups:
             raise RuleError(f"security group '{rule.group}' is not defined")
         return [NftRule([*head, x.jump(tgt.group_chain(group, tgt.direction))], origin)]
@@ -103,9 +131,9 @@ def _compile(rule: Rule, tgt: RuleTarget) -> list[NftRule]:
     assert rule.action is not None
     alternatives = _combine(
         [
-            _proto_alts(rule),
-            _addr_alts(rule.source, "saddr", tgt.scope),
-            _addr_alts(rule.dest, "daddr", tgt.scope),
+            _proto_alts(rule, fail_closed),
+            _addr_alts(rule.source, "saddr", tgt.scope, fail_closed),
+            _addr_alts(rule.dest, "daddr", tgt.scope, fail_closed),
         ]
     )
     if not alternatives:
@@ -137,9 +165,11 @@ def _combine(parts: Sequence[list[Alt]]) -> list[list[Json]]:
 # --- protocol, ports, ICMP -----------------------------------------------------------
 
 
-def _proto_alts(rule: Rule) -> list[Alt]:
+def _proto_alts(rule: Rule, fail_closed: bool = False) -> list[Alt]:
     if rule.macro:
         parts = macro_parts(rule.macro)
+        if parts is None and fail_closed:
+            return [(None, [])]
         if parts is None:
             raise RuleError(f"unknown macro '{rule.macro}'")
         return [_part_alt(p, rule) for p in parts]
@@ -198,8 +228,9 @@ def _ports(ports: list[PortRange]) -> Json:
 # --- addresses -----------------------------------------------------------------------
 
 
-def _addr_alts(m: AddressMatch | None, field_: str, scope: RefScope) -> list[Alt]:
-    if m is None:
+def _addr_alts(m: AddressMatch | None, field_: str, scope: RefScope,
+               fail_closed: bool = False) -> list[Alt]:
+    if m is None or (fail_closed and _unresolved(m, scope)):
         return [(None, [])]
     if isinstance(m, IpList):
         fam = m.family
@@ -222,6 +253,14 @@ def _addr_alts(m: AddressMatch | None, field_: str, scope: RefScope) -> list[Alt
             x.match(left, x.set_ref(resolved.name(v6, nomatch=True)), "!="),
         ]))
     return alts
+
+
+def _unresolved(m: AddressMatch, scope: RefScope) -> bool:
+    if isinstance(m, IpList):
+        return False
+    if isinstance(m, AliasRef):
+        return scope.alias(m) is None
+    return scope.ipset(m) is None
 
 
 def _iplist(m: IpList) -> Json:

@@ -55,6 +55,19 @@ def refused(line: str, **target: Any) -> str:
     return d.message
 
 
+def fail_closed(line: str, **target: Any) -> tuple[list[list[Json]], str]:
+    """The nft rules and the one error of a blocking rule with a broken reference."""
+    rule = ok_rule(line)
+    target.setdefault("groups", frozenset(CLUSTER.groups))
+    tgt = RuleTarget("cluster-in", Direction.IN, RefScope(CLUSTER), LogRateLimit(), **target)
+    diags = Diagnostics()
+    rules = compile_rule(rule, tgt, diags)
+    (d,) = diags.items
+    assert (d.file, d.line, d.severity.value) == ("firewall/cluster.fw", 7, "error")
+    assert all(r.origin == ORIGIN for r in rules)
+    return [r.expr for r in rules], d.message
+
+
 def match(left: Json, right: Json, op: str = "==") -> Json:
     return {"match": {"op": op, "left": left, "right": right}}
 
@@ -211,6 +224,40 @@ def test_standard_ipsets_exist_without_a_definition() -> None:
 ])
 def test_unresolvable_or_contradicting_addresses_are_refused(line: str, message: str) -> None:
     assert refused(line) == message
+
+
+TCP22 = [match(meta("l4proto"), "tcp"), match(payload("th", "dport"), 22)]
+LAN = match(payload("ip", "daddr"), {"prefix": {"addr": "192.168.5.0", "len": 24}})
+
+
+@pytest.mark.parametrize("verdict", ["DROP", "REJECT"])
+@pytest.mark.parametrize(("broken", "kept"), [
+    ("-source nosuch", []), ("-source dc/nosuch", []), ("-source +nosuch", []),
+    ("-source +dc/nosuch", []), ("-dest +sdn/nosuch", []), ("-source +guest/nosuch", []),
+    ("-dest nosuch", []), ("-source nosuch -dest lan", [LAN]),
+    ("-source +nosuch -dest nosuch2", []),
+])
+def test_blocking_rules_with_a_broken_reference_fail_closed(
+    verdict: str, broken: str, kept: list[Json]
+) -> None:
+    """Issue 10: the rule blocks at least what it covered: without the broken condition."""
+    rules, message = fail_closed(f"IN {verdict} -p tcp -dport 22 {broken}")
+    assert rules == [[*TCP22, *kept, COUNTER, DROP if verdict == "DROP" else REJECT]]
+    assert message.endswith("the rule applies without that condition until it is fixed "
+                            "(fail-closed: it blocks more, never less)")
+    assert "no such" in message
+
+
+def test_a_blocking_rule_that_can_match_nothing_is_still_skipped() -> None:
+    assert refused("IN DROP -source six -dest lan") == (
+        "rule skipped: its address families contradict each other, it can match nothing")
+    assert refused("IN DROP -source nosuch -p icmp -dest six") == (
+        "rule skipped: no such alias 'nosuch'")
+
+
+def test_a_blocking_rule_on_a_missing_interface_fails_closed() -> None:
+    rules, message = fail_closed("IN DROP -i net3 -p tcp -dport 22", iface_map=lambda _n: None)
+    assert rules == [[*TCP22, COUNTER, DROP]] and "interface 'net3'" in message
 
 
 # --- -p, -dport, -sport ---------------------------------------------------------------------
@@ -370,8 +417,12 @@ def test_group_chain_as_the_target_names_it() -> None:
     ]
 
 
-def test_undefined_group_is_refused() -> None:
-    assert refused("GROUP nosuch") == "rule skipped: security group 'nosuch' is not defined"
-    assert refused("GROUP web", groups=frozenset()) == (
-        "rule skipped: security group 'web' is not defined"
-    )
+def test_undefined_group_fails_closed() -> None:
+    """Issue 10: skipping it would let later ACCEPT rules take what the group dropped."""
+    for line, groups in (("GROUP nosuch", frozenset(CLUSTER.groups)),
+                         ("GROUP web", frozenset())):
+        rules, message = fail_closed(line, groups=groups)
+        assert rules == [[COUNTER, DROP]]
+        name = line.split()[1]
+        assert message == (f"security group '{name}' is not defined; everything this rule "
+                           "reaches is dropped until it is fixed (fail-closed)")
