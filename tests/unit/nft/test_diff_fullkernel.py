@@ -56,14 +56,9 @@ def test_daemon_guest_edit_touches_only_that_guest_chain(tmp_path: Path) -> None
     from proxmox_fw.nft.features import probe_features
     from proxmox_fw.nft.netns import NetnsWorker
     from proxmox_fw.service import Daemon, DaemonOptions, Outcome
-    from tests.unit.service.daemonlib import NODE, age_tree, edit
+    from tests.unit.service.daemonlib import NODE, edit, example_tree
 
-    root = tmp_path / "pve"
-    shutil.copytree(EXAMPLE, root)
-    cluster = root / "firewall" / "cluster.fw"
-    cluster.write_text(cluster.read_text().replace(
-        "[ALIASES]\n", "[ALIASES]\n\nlocal_network 172.16.1.0/24\n"))
-    age_tree(root)
+    root = example_tree(tmp_path / "pve")
     opts = DaemonOptions(root, NODE, state_dir=tmp_path / "state", side_effects=False,
                          force_disable_flag=tmp_path / "flag")
 

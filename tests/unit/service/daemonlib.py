@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -78,6 +79,17 @@ def write_tree(root: Path, *, cluster: str = CLUSTER_TEXT, host: str = HOST_TEXT
     (root / CLUSTER_FW).write_text(cluster)
     (root / HOST_FW).write_text(host)
     (root / ".vmlist").write_text(vmlist)
+    age_tree(root)
+    return root
+
+
+def example_tree(root: Path) -> Path:
+    """A copy of examples/pve (guests with their firewall on: both tables) whose
+    cluster.fw sets ``local_network``, so nothing depends on this machine's addresses."""
+    shutil.copytree(REPO / "examples" / "pve", root)
+    cluster = root / "firewall" / "cluster.fw"
+    cluster.write_text(cluster.read_text().replace(
+        "[ALIASES]\n", "[ALIASES]\n\nlocal_network 172.16.1.0/24\n"))
     age_tree(root)
     return root
 
