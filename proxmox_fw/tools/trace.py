@@ -21,6 +21,7 @@ import re
 import select
 import signal
 import socket
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -290,6 +291,10 @@ def _signals_stop() -> Iterator[None]:
 
     def stop(signum: int, frame: FrameType | None) -> None:
         raise _Stop(signum)
+
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signals reach the main thread only (a caller running the trace in a thread)
+        return
 
     previous = {sig: signal.signal(sig, stop)
                 for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)}  # fmt: skip

@@ -76,6 +76,16 @@ def apply_tree(topo: Topology, pve_dir: Path) -> None:
     assert " ".join(GUEST_TABLE) in applied, applied
 
 
+def one_guest_topology(outside_mac: str, vm_mac: str) -> Topology:
+    """vmbr0 (172.16.1.2/24) with the uplink ``outside`` on eth0 and VM 100 on
+    tap100i0; enter it to build it."""
+    t = Topology()
+    t.add_bridge("vmbr0", mac="02:00:00:00:00:10", addresses=("172.16.1.2/24",))
+    t.add_port("outside", bridge="vmbr0", host_ifname="eth0", mac=outside_mac)
+    t.add_port("vm100", bridge="vmbr0", host_ifname="tap100i0", mac=vm_mac)
+    return t
+
+
 def guest_table(topo: Topology) -> list[dict[str, Any]]:
     """The guest table's objects as ``nft -j list table`` gives them ([] when absent)."""
 

@@ -47,11 +47,7 @@ ARP_TABLE = """table bridge pfwt-arplog {
 
 @pytest.fixture
 def topo() -> Iterator[Topology]:
-    t = Topology()
-    t.add_bridge("vmbr0", mac="02:00:00:00:00:10", addresses=("172.16.1.2/24",))
-    t.add_port("outside", bridge="vmbr0", host_ifname="eth0", mac=MAC["outside"])
-    t.add_port("vm100", bridge="vmbr0", host_ifname="tap100i0", mac=MAC["vm100"])
-    with t:
+    with g.one_guest_topology(MAC["outside"], MAC["vm100"]) as t:
         yield t
 
 
