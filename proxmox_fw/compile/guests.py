@@ -17,7 +17,7 @@ from proxmox_fw.compile.loglevel import log_statements
 from proxmox_fw.compile.refs import RefScope
 from proxmox_fw.compile.rules import RuleTarget, compile_rule, verdict_stmt
 from proxmox_fw.compile.vnets import vnet_chain
-from proxmox_fw.diagnostics import Diagnostics, Severity
+from proxmox_fw.diagnostics import Diagnostics
 from proxmox_fw.model import (
     Direction,
     Guest,
@@ -87,7 +87,7 @@ def compile_guests(cfg: PveConfig, opts: CompileOptions, diags: Diagnostics) -> 
     groups = frozenset(cfg.cluster.groups)
     ratelimit = cfg.cluster.options.log_ratelimit
     for group in cfg.cluster.groups.values():
-        rules = _guest_group_rules(group, diags)
+        rules = _guest_group_rules(group)
         for direction in Direction:
             chain = table.chain(f"group-{group.name}-{direction.value}")
             tgt = RuleTarget(chain.name, direction, dc_scope, ratelimit,
@@ -111,22 +111,14 @@ def compile_guests(cfg: PveConfig, opts: CompileOptions, diags: Diagnostics) -> 
     return table
 
 
-def _guest_group_rules(group: SecurityGroup, diags: Diagnostics) -> list[Rule]:
+def _guest_group_rules(group: SecurityGroup) -> list[Rule]:
     """The group's rules as the guest table uses them.
 
     A group chain is shared by every guest, so an interface in a group rule cannot be a
     guest's ``netN``: it names a host interface, which no guest port matches. Such a rule is
-    left out here with a note (not an error: the host table applies it).
+    left out here (the parser warned at its line; the host table applies it).
     """
-    kept: list[Rule] = []
-    for rule in group.rules:
-        if rule.iface is None:
-            kept.append(rule)
-        elif rule.enabled:
-            diags.add(rule.origin.file, rule.origin.line,
-                      f"group '{group.name}': '-i {rule.iface}' applies to the host only; "
-                      "the rule is not used for guests", severity=Severity.INFO)
-    return kept
+    return [rule for rule in group.rules if rule.iface is None]
 
 
 def _iface_key(direction: Direction) -> str:

@@ -34,6 +34,7 @@ from proxmox_fw.model import (
     VnetOptions,
 )
 from proxmox_fw.parse.options import FileKind, OptionCollector, OptionContext
+from proxmox_fw.parse.pve_refusals import rule_refusals
 from proxmox_fw.parse.rule import RuleScope, parse_rule
 from proxmox_fw.parse.unusable import LineTally, new_errors
 from proxmox_fw.parse.values import (
@@ -197,6 +198,7 @@ class _FwParser:
         elif self.section == "rules":
             rule = parse_rule(line, origin, _RULE_SCOPE[self.kind], self.diags)
             if rule is not None:
+                rule_refusals(rule, False, self.diags)
                 self.out.rules.append(rule)
         elif self.section == "ipset" and self.ipset is not None:
             entry = self._ipset_entry(line, origin)
@@ -205,6 +207,7 @@ class _FwParser:
         elif self.section == "group" and self.group is not None:
             rule = parse_rule(line, origin, "group", self.diags)
             if rule is not None:
+                rule_refusals(rule, True, self.diags)
                 self.group.rules.append(rule)
         # "skip": the header already has its diagnostic
 

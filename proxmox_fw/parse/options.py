@@ -31,6 +31,7 @@ from proxmox_fw.model import (
     Verdict,
     VnetOptions,
 )
+from proxmox_fw.parse.pve_refusals import option_refusals
 from proxmox_fw.parse.values import (
     ValueParseError,
     parse_bool,
@@ -312,6 +313,8 @@ class OptionCollector:
         except ValueParseError as err:
             ctx.diags.error(ctx.file, ctx.line, f"bad value for option '{key}': {err}")
             return
+        option_refusals(self.kind, key, m.group(2), value, parsed, ctx.file, ctx.line,
+                        ctx.diags)
         if key in self.seen:
             ctx.diags.warning(ctx.file, ctx.line, f"option '{key}' already set on line "
                               f"{self.seen[key]}; this later value is used")

@@ -81,7 +81,6 @@ def lint_config(cfg: PveConfig, skipped: set[tuple[str, int]]) -> list[Diagnosti
         for rule in rl.rules:
             if rule.enabled and rule.kind != "group" and _where(rule) not in skipped:
                 _never_matches(rule, rl.scope, sets, out)
-                _forward_reject(rule, out)
     _options(cfg, out)
     return list(out)
 
@@ -317,12 +316,6 @@ def _never_matches(rule: Rule, scope: RefScope, sets: _Sets, out: Diagnostics) -
         fams &= have
 
 
-def _forward_reject(rule: Rule, out: Diagnostics) -> None:
-    if rule.direction is Direction.FORWARD and rule.action is Verdict.REJECT:
-        out.warning(rule.origin.file, rule.origin.line,
-                    "REJECT in a FORWARD rule: the Proxmox VE API refuses it (use DROP)")
-
-
 # --- options ---------------------------------------------------------------------------
 
 
@@ -340,12 +333,8 @@ def _options(cfg: PveConfig, out: Diagnostics) -> None:
         bound = f"{lo} or more" if hi is None else f"{lo} to {hi}"
         out.warning(host.file, host.option_lines.get(key),
                     f"{key}: {value} is outside what the Proxmox VE API accepts ({bound})")
-    for name in sorted(cfg.vnets):
-        vnet = cfg.vnets[name]
-        if vnet.options.policy_forward is Verdict.REJECT:
-            out.warning(vnet.file, vnet.option_lines.get("policy_forward"),
-                        "policy_forward: REJECT: the Proxmox VE API accepts only ACCEPT or "
-                        "DROP here")
+    # FORWARD REJECT and a vnet's policy_forward: REJECT are said by the parser at their
+    # line (parse/pve_refusals.py), for every command.
 
 
 def errors_at(diags: Iterable[Diagnostic]) -> set[tuple[str, int]]:

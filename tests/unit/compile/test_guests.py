@@ -585,8 +585,9 @@ def test_group_rule_with_an_interface_is_host_only() -> None:
     assert [r[-1] for r in exprs(res.ruleset.guests, "group-mgmt-in")] == [DROP]
     assert exprs(res.ruleset.host, "group-mgmt-in")[0][0] == m(meta("iifname"), "eth0")
     diags = list(res.diagnostics)
-    assert [(d.line, d.severity) for d in diags] == [(4, Severity.INFO)]  # a note, not an error
-    assert "eth0" in diags[0].message
+    # said at the line: pve-firewall refuses it
+    assert [(d.line, d.severity) for d in diags] == [(4, Severity.WARNING)]
+    assert "eth0" in diags[0].message and "pve-firewall refuses" in diags[0].message
 
 
 def test_missing_group_is_a_diagnostic_and_the_rule_is_skipped() -> None:

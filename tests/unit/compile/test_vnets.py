@@ -25,9 +25,12 @@ from .test_guests import (
 VNET_ON = "[OPTIONS]\nenable: 1\n"
 
 
-def tables(vnets: dict[str, str], **kw: Any) -> tuple[Table, Table]:
+def tables(vnets: dict[str, str], refused: int = 0, **kw: Any) -> tuple[Table, Table]:
+    """Both tables; ``refused`` lines are warned about as pve-firewall refusals."""
     res = build(vnets=vnets, **kw)
-    assert [str(d) for d in res.diagnostics] == []
+    said = [str(d) for d in res.diagnostics]
+    assert [d for d in said if "pve-firewall refuses" not in d] == []
+    assert len(said) == refused, said
     return res.ruleset.host, res.ruleset.guests
 
 
@@ -82,7 +85,7 @@ def test_drop_policy_with_log() -> None:
 
 def test_reject_is_drop_in_the_bridge_table_and_do_reject_in_inet() -> None:
     text = VNET_ON + "policy_forward: REJECT\n[RULES]\nFORWARD REJECT -p tcp -dport 23\n"
-    host, guests = tables({"vnet0": text})
+    host, guests = tables({"vnet0": text}, refused=2)  # the policy line and the rule
     # the bridge forward hook cannot reject: the kernel would refuse the whole batch
     assert verdicts(guests, "bridge-vnet0")[1:] == [DROP, DROP]
     assert verdicts(host, "bridge-vnet0")[1:] == [DO_REJECT, DO_REJECT]
@@ -116,7 +119,8 @@ def test_cluster_firewall_off_means_no_vnet_chains() -> None:
 
 def test_group_in_a_vnet_jumps_to_the_forward_group_chain() -> None:
     cluster = CLUSTER_ON + "[group web]\nFORWARD REJECT -p tcp -dport 80\n"
-    host, guests = tables({"vnet0": VNET_ON + "[RULES]\nGROUP web\n"}, cluster=cluster)
+    host, guests = tables({"vnet0": VNET_ON + "[RULES]\nGROUP web\n"}, refused=1,
+                          cluster=cluster)
     for t in (host, guests):
         assert exprs(t, "bridge-vnet0")[1] == [jump("group-web-forward")]
     # group-web-forward is reached from the bridge forward hook: no reject there either

@@ -194,7 +194,9 @@ def test_group_section_rules() -> None:
     fw, diags = parse_file("cluster", text)
     assert [r.origin.line for r in fw.groups["web"].rules] == [2, 4]
     assert messages(diags) == [
-        (3, "error", "GROUP rules are not allowed in security groups")
+        (3, "error", "GROUP rules are not allowed in security groups"),
+        (4, "warning", "'-i eth1' in a security group applies to the host's interface eth1 "
+                       "here, and to no guest; pve-firewall refuses this rule"),
     ]
 
 

@@ -173,14 +173,16 @@ CORPUS: dict[str, tuple[dict[str, str], list[str], int]] = {
     }, [
         "{d}/firewall/cluster.fw:3: warning: policy_in: ACCEPT lets every packet that no rule "
         "drops reach the host (admin guide §13.8.1)",
-        "{d}/firewall/cluster.fw:9: warning: REJECT in a FORWARD rule: the Proxmox VE API "
-        "refuses it (use DROP)",
+        "{d}/firewall/cluster.fw:9: warning: REJECT in a FORWARD rule rejects routed traffic "
+        "here and is a DROP for bridged vnet traffic (the kernel cannot reject there); "
+        "pve-firewall refuses this rule",
         "{d}/nodes/pve1/host.fw:3: warning: nf_conntrack_max: 1000 is outside what the "
         "Proxmox VE API accepts (32768 or more)",
         "{d}/nodes/pve1/host.fw:5: warning: nf_conntrack_tcp_timeout_syn_recv: 120 is "
         "outside what the Proxmox VE API accepts (30 to 60)",
-        "{d}/sdn/firewall/vnet0.fw:3: warning: policy_forward: REJECT: the Proxmox VE API "
-        "accepts only ACCEPT or DROP here",
+        "{d}/sdn/firewall/vnet0.fw:3: warning: option 'policy_forward': REJECT is a DROP "
+        "here (the kernel cannot reject bridged traffic); pve-firewall refuses it, keeping the "
+        "default ACCEPT",
     ], 1),
 }
 
