@@ -103,8 +103,9 @@ def test_management_ipset_in_rules(fw: Firewall) -> None:
 
 
 def test_dest_addresses(fw: Firewall) -> None:
-    """``-dest`` on IN: the host's extra addresses (placed on vmbr0 by the probe)."""
-    fw.apply(
+    """``-dest`` on IN: the host's extra addresses (placed on vmbr0 by the probe). A range
+    inside a list works, and is said (pve-firewall refuses it)."""
+    done = fw.apply(
         cluster_fw("policy_in: DROP\n", CLUSTER_OBJECTS),
         host_fw("""\
             IN ACCEPT -dest 172.16.1.50 -p tcp -dport 1101
@@ -113,7 +114,11 @@ def test_dest_addresses(fw: Firewall) -> None:
             IN ACCEPT -dest fd00:16:1::50 -p tcp -dport 2101
             IN ACCEPT -dest fd00:16:1::60-fd00:16:1::70,fd00:16:1::80 -p tcp -dport 2102
         """),
+        allow_diagnostics=True,
     )
+    assert done.diagnostics == [
+        "nodes/pve1/host.fw:9: warning: -dest: an address range inside a list is used as "
+        "written here; pve-firewall refuses this rule"]
     fw.check({
         tcp(1101, dest="172.16.1.50"): ACC, tcp(1101): DROP,
         tcp(1102, dest="172.16.1.65"): ACC, tcp(1102, dest="172.16.1.71"): DROP,

@@ -139,7 +139,7 @@ def test_rules_reject_group_blacklist_ips_vnet(topo: Topology, tmp_path: Path) -
         "sdn/firewall/vnet0.fw": VNET0,
         **GUEST_CONFS,
     })  # fmt: skip
-    g.apply_tree(topo, root)
+    g.apply_tree(topo, root, refused=1)  # VNET0's FORWARD REJECT
     items = g.guest_table(topo)
     chains, sets = g.names_of(items, "chain"), g.names_of(items, "set")
     assert {"guest-100-in", "guest-100-out", "guest-101-in", "guest-101-out",
