@@ -40,6 +40,9 @@ class RefScope:
         return self.cluster.aliases.get(key)
 
     def ipset(self, ref: IpsetRef) -> ResolvedSet | None:
+        """None also for an ipset with an unusable ``!`` entry (see :meth:`ipset_problem`)."""
+        if self.ipset_problem(ref) is not None:
+            return None
         key = ref.name.lower()
         if ref.scope in (None, "guest") and self.guest and key in self.guest.ipsets:
             return ResolvedSet(f"guest-{self.vmid}/{key}")
@@ -52,6 +55,30 @@ class RefScope:
             return ResolvedSet(f"dc/{key}")
         if ref.scope in (None, "sdn") and key in self.sdn_sets:
             return ResolvedSet(f"sdn/{key}")
+        return None
+
+    def ipset_problem(self, ref: IpsetRef) -> str | None:
+        """Why a defined ipset cannot be used: one of its ``!`` entries is unusable, so the
+        set would match addresses it was meant to exclude. A rule then treats it like a
+        missing ipset (an ACCEPT is skipped, a DROP/REJECT fails closed). ``management``
+        is exempt: management access must survive (admin guide §13.8.1)."""
+        found = self._defined_ipset(ref)
+        if found is None or found.name.lower() == "management":
+            return None
+        lines = list(found.unusable_nomatch) + [
+            e.origin.line for e in found.entries
+            if e.nomatch and isinstance(e.address, AliasRef) and self.alias(e.address) is None]
+        if not lines:
+            return None
+        return (f"ipset '{ref}' has an unusable '!' entry (line "
+                f"{', '.join(map(str, sorted(lines)))})")
+
+    def _defined_ipset(self, ref: IpsetRef) -> Ipset | None:
+        key = ref.name.lower()
+        if ref.scope in (None, "guest") and self.guest and key in self.guest.ipsets:
+            return self.guest.ipsets[key]
+        if ref.scope in (None, "dc") and key in self.cluster.ipsets:
+            return self.cluster.ipsets[key]
         return None
 
     def group_ipset(self, name: str) -> Ipset | None:

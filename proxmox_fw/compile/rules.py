@@ -243,7 +243,7 @@ def _addr_alts(m: AddressMatch | None, field_: str, scope: RefScope,
         return [(fam, [x.match(x.payload(fam.value, field_), x.network(alias.cidr))])]
     resolved = scope.ipset(m)
     if resolved is None:
-        raise RuleError(f"no such ipset '{m}'")
+        raise RuleError(scope.ipset_problem(m) or f"no such ipset '{m}'")
     alts: list[Alt] = []
     for fam in (Family.V4, Family.V6):
         v6 = fam is Family.V6

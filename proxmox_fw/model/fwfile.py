@@ -34,6 +34,8 @@ class Ipset(Model):
     name: str  # as written; lookups compare lowercased
     comment: str | None = None
     entries: list[IpsetEntry] = Field(default_factory=list)
+    # Lines of `!` entries that could not be parsed: the set would match them (issue 10).
+    unusable_nomatch: list[int] = Field(default_factory=list)
 
 
 class SecurityGroup(Model):

@@ -244,19 +244,26 @@ class _FwParser:
             body = body[1:].strip()
         tokens = body.split()
         if len(tokens) != 1:
-            self.diags.error(self.file, origin.line, "expected '[!] address [# comment]' in "
-                             f"an ipset, got '{line}'")
+            self._bad_entry(origin, nomatch, "expected '[!] address [# comment]' in an "
+                            f"ipset, got '{line}'")
             return None
         try:
             address = _ipset_address(tokens[0])
         except ValueParseError as err:
-            self.diags.error(self.file, origin.line, str(err))
+            self._bad_entry(origin, nomatch, str(err))
             return None
         if not isinstance(address, AliasRef) and address.network.prefixlen == 0:
             self.diags.warning(self.file, origin.line, f"ipset entry '{tokens[0]}' has prefix "
                                "length 0 and matches every address of its family")
         return IpsetEntry(origin=origin, nomatch=nomatch, address=address,
                           comment=comment.strip() or None)
+
+
+    def _bad_entry(self, origin: Origin, nomatch: bool, message: str) -> None:
+        if nomatch and self.ipset is not None:
+            self.ipset.unusable_nomatch.append(origin.line)
+            message += f"; ipset '{self.ipset.name}' is unusable in ACCEPT rules until fixed"
+        self.diags.error(self.file, origin.line, message)
 
 
 _RULE_SCOPE: Final[dict[FileKind, RuleScope]] = {

@@ -71,3 +71,21 @@ def test_without_broken_rules_the_same_config_opens_the_port(fw: Firewall) -> No
     """The control: the ACCEPT does open the port when nothing before it is broken."""
     fw.apply(cluster_fw("policy_in: DROP\n"), host_fw("IN ACCEPT -p tcp -dport 1001\n"))
     fw.check({tcp(1001): "ACCEPT@host-in"})
+
+
+def test_an_ipset_with_an_unusable_nomatch_entry_opens_nothing(fw: Firewall) -> None:
+    """``!100.100.10.128/166`` cannot be used: ACCEPT with the set is skipped (the range
+    it excluded stays closed), DROP with it blocks the port for everyone."""
+    fw.apply(
+        cluster_fw("policy_in: DROP\n", "[IPSET office]\n100.100.10.0/24\n"
+                                        "!100.100.10.128/166\n"),
+        host_fw("IN ACCEPT -source +office -p tcp -dport 1300\n"
+                "IN DROP -source +office -p tcp -dport 1301\nIN ACCEPT -p tcp -dport 1301\n"),
+        allow_diagnostics=True,
+    )
+    fw.check({
+        tcp(1300, "100.100.10.200"): "DROP@cluster-in",  # the excluded range stays closed
+        tcp(1300, "100.100.10.5"): "DROP@cluster-in",
+        tcp(1301, "100.100.10.5"): HOST_DROP, tcp(1301, "100.100.99.9"): HOST_DROP,
+        tcp(22, "172.16.1.5"): MGMT,
+    })  # fmt: skip
