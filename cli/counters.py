@@ -33,12 +33,17 @@ def counters_cmd(
     Counted since the rule was applied (the service keeps the counters of rules an
     update does not touch) or since the last --zero.
 
-    Exit codes: 0 counters shown; 1 no firewall table is loaded.
+    Exit codes: 0 counters shown; 1 no firewall table is loaded, or the --zero
+    baseline could not be stored.
     """
     from proxmox_fw.nft.client import NftClient
     from proxmox_fw.tools.counters import collect_counters, format_counters
 
-    report = collect_counters(NftClient(), state_dir, vmid=vmid, zero=zero)
+    try:
+        report = collect_counters(NftClient(), state_dir, vmid=vmid, zero=zero)
+    except OSError as exc:  # --zero: the state directory is not writable
+        sys.stderr.write(f"counters: cannot keep the --zero baseline in {state_dir}: {exc}\n")
+        raise typer.Exit(EXIT_NO_TABLES) from None
     if as_json:
         sys.stdout.write(json.dumps(report.to_json(unused_only=unused), indent=2) + "\n")
     else:

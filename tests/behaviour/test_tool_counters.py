@@ -61,3 +61,13 @@ def test_counters_human_output_and_vmid_filter(fw: Firewall, tmp_path: Path) -> 
     assert int(first[0]) >= 1 and first[2] == str(fw.tree / line) and first[3] == "(host-in)"
     # no guest rule is loaded: a guest filter finds nothing
     assert counters(fw, tmp_path, "--vmid", "100") == {}
+
+
+def test_counters_zero_needs_a_writable_state_dir(fw: Firewall, tmp_path: Path) -> None:
+    fw.apply(cluster_fw("policy_in: DROP\n"), host_fw("IN ACCEPT -p tcp -dport 3001\n"))
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")
+    proc = run_cli(fw.topo.host.ns, fw.tree, "counters", "--zero", "--state-dir",
+                   str(blocker / "state"))  # fmt: skip
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert f"cannot keep the --zero baseline in {blocker / 'state'}" in proc.stderr
