@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
-import os
 import subprocess
 import sys
 import time
@@ -192,12 +191,15 @@ def abandon(state_dir: Path, continued: bool) -> None:
 
 
 def start_watcher(state_dir: Path, pending: Pending) -> None:
-    """The detached roll-back process: a new session, no terminal, its own life."""
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    """The detached roll-back process: a new session, no terminal, its own life. It runs
+    isolated (``-I``, like the Debian package's launcher) on this process's module path."""
+    paths = [p for p in sys.path if p]
+    code = (f"import sys; sys.path[:0] = {paths!r}; "
+            "from proxmox_fw.tools.tryapply import main; sys.exit(main(sys.argv[1:]))")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "proxmox_fw.tools.tryapply", str(state_dir)],
+        [sys.executable, "-I", "-c", code, str(state_dir)],
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        start_new_session=True, close_fds=True, env=env,
+        start_new_session=True, close_fds=True,
     )  # fmt: skip
     with locked(state_dir):
         current = read_pending(state_dir)
@@ -258,5 +260,6 @@ def daemon_hold(state_dir: Path, digest: str | None, client: JsonRunner) -> bool
     return False
 
 
-if __name__ == "__main__":
-    sys.exit(watch(Path(sys.argv[1])))
+def main(argv: list[str]) -> int:
+    """The watcher's entry point: ``<state dir>``."""
+    return watch(Path(argv[0]))
