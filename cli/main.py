@@ -22,6 +22,7 @@ from cli.tryapply import confirm_cmd, try_apply_cmd
 from proxmox_fw import log
 from proxmox_fw.compile import CompileResult
 from proxmox_fw.diagnostics import Diagnostics, Severity
+from proxmox_fw.nft.objects import Command
 from proxmox_fw.service.state import DEFAULT_STATE_DIR, FORCE_DISABLE_FLAG
 from proxmox_fw.system.gcpause import paused_gc
 
@@ -106,6 +107,12 @@ def compile_cmd(
         "--all-tables",
         help="Print the guest table even if this kernel cannot load it.",
     )] = False,
+    indent: Annotated[bool | None, typer.Option(
+        "--indent/--compact",
+        help="Indented JSON (default on a terminal) or one compact line (default when "
+        "piped: indenting runs Python's slow JSON encoder over every element).",
+        show_default=False,
+    )] = None,
 ) -> None:
     """Print the nftables JSON commands for the configuration (apply after `skeleton`).
 
@@ -122,7 +129,25 @@ def compile_cmd(
         commands = render_commands(rs)
     if not all_tables and rs.guests.enabled and _guest_table_unloadable():
         commands = render_table_commands(rs.host)
-    sys.stdout.write(json.dumps({"nftables": commands}, indent=2) + "\n")
+    if indent is None:
+        indent = sys.stdout.isatty()
+    write_commands(commands, indent=indent)
+
+
+def write_commands(commands: list[Command], *, indent: bool) -> None:
+    """``{"nftables": commands}`` on stdout. Compact output is encoded one command at a
+    time by json's C encoder (``indent`` and ``iterencode`` both fall back to the
+    pure-Python one), so no second copy of a document that can be 100 MB is built."""
+    if indent:
+        sys.stdout.write(json.dumps({"nftables": commands}, indent=2) + "\n")
+        return
+    out = sys.stdout
+    out.write('{"nftables":[')
+    for i, command in enumerate(commands):
+        if i:
+            out.write(",")
+        out.write(json.dumps(command, separators=(",", ":")))
+    out.write("]}\n")
 
 
 @app.command()

@@ -60,6 +60,16 @@ def test_compile_all_tables_prints_the_guest_table() -> None:
     assert families == {"inet", "bridge"}
 
 
+def test_compile_is_compact_when_piped_and_indented_on_request() -> None:
+    """Piped output is one line (json's C encoder); --indent gives the same document."""
+    args = ("--pve-dir", str(UPSTREAM), "--nodename", "pve1", "compile", "--all-tables")
+    compact, indented = run(*args), run(*args, "--indent")
+    assert compact.returncode == 0 and indented.returncode == 0, compact.stderr
+    assert compact.stdout.count("\n") == 1
+    assert indented.stdout.count("\n") > 100
+    assert json.loads(compact.stdout) == json.loads(indented.stdout)
+
+
 def test_skeleton_prints_nft_text() -> None:
     res = run("skeleton", "--all-tables")
     assert res.returncode == 0
