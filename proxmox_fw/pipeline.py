@@ -14,7 +14,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from proxmox_fw.compile import CompileOptions, CompileResult, compile_config, firewall_active
+from proxmox_fw.compile import (
+    CompileMemo,
+    CompileOptions,
+    CompileResult,
+    compile_config,
+    firewall_active,
+)
 from proxmox_fw.compile.context import Cidr
 from proxmox_fw.config.loader import load_config
 from proxmox_fw.config.source import ConfigSource, DirectorySource
@@ -99,11 +105,13 @@ def load_node(
 
 
 def compile_node(
-    cfg: PveConfig, facts: HostFacts, diags: Diagnostics | None = None
+    cfg: PveConfig, facts: HostFacts, diags: Diagnostics | None = None,
+    memo: CompileMemo | None = None,
 ) -> CompileResult:
-    """Compile ``cfg`` with the facts of this machine (see :func:`host_facts`)."""
+    """Compile ``cfg`` with the facts of this machine (see :func:`host_facts`); ``memo``
+    (the daemon's) reuses what did not change since its last compile."""
     with paused_gc():
-        return compile_config(cfg, facts.options, diags)
+        return compile_config(cfg, facts.options, diags, memo)
 
 
 def firewall_enabled(cfg: PveConfig) -> bool:

@@ -7,13 +7,21 @@ in their policy verdict.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Callable
 
 from proxmox_fw.compile.context import CompileOptions
 from proxmox_fw.compile.host import firewall_active, management_entries
-from proxmox_fw.compile.ipsets import Entry, add_sets, resolve_entries, sdn_entries
+from proxmox_fw.compile.ipsets import (
+    Entry,
+    add_sets,
+    cluster_ipset_sets,
+    resolve_entries,
+    sdn_entries,
+)
 from proxmox_fw.compile.loglevel import log_statements
+from proxmox_fw.compile.memo import CompileMemo, Inputs
 from proxmox_fw.compile.refs import RefScope
 from proxmox_fw.compile.rules import RuleTarget, compile_rule, verdict_stmt
 from proxmox_fw.compile.vnets import vnet_chain
@@ -60,7 +68,10 @@ def link_local(mac: str) -> ipaddress.IPv6Interface:
     return ipaddress.IPv6Interface(f"fe80::{':'.join(groups)}/128")
 
 
-def compile_guests(cfg: PveConfig, opts: CompileOptions, diags: Diagnostics) -> Table:
+def compile_guests(
+    cfg: PveConfig, opts: CompileOptions, diags: Diagnostics, memo: CompileMemo | None = None
+) -> Table:
+    memo = memo if memo is not None else CompileMemo(enabled=False)
     table = Table(BRIDGE, GUEST_TABLE)
     if not guests_needed(cfg, opts):
         table.enabled = False
@@ -81,8 +92,7 @@ def compile_guests(cfg: PveConfig, opts: CompileOptions, diags: Diagnostics) -> 
         add_sets(table, "dc/blacklist", [])
     for key, ipset in cfg.cluster.ipsets.items():
         if key != "management":
-            add_sets(table, f"dc/{key}", resolve_entries(ipset, dc_scope, diags),
-                     ipset.comment)
+            cluster_ipset_sets(table, key, ipset, dc_scope, diags, memo)
 
     groups = frozenset(cfg.cluster.groups)
     ratelimit = cfg.cluster.options.log_ratelimit
@@ -96,10 +106,16 @@ def compile_guests(cfg: PveConfig, opts: CompileOptions, diags: Diagnostics) -> 
             for rule in rules:
                 chain.rules.extend(compile_rule(rule, tgt, diags))
 
+    # A guest's piece reads its own files, cluster.fw (aliases, ipsets, groups, options)
+    # and the names of the SDN sets.
+    sdn_names = tuple(sdn)
     for vmid in sorted(cfg.guests):
         guest = cfg.guests[vmid]
         if guest_enabled(guest):
-            _guest(table, cfg, guest, groups, sdn, diags)
+            inputs = Inputs(same=(guest.fw, cfg.cluster, *guest.nics.values()),
+                            equal=(guest.kind, guest.node, tuple(guest.nics), sdn_names))
+            memo.piece(("guest", vmid), inputs, table, diags,
+                       functools.partial(_guest_piece, cfg, guest, groups, sdn))
     for name in sorted(cfg.vnets):
         vnet = cfg.vnets[name]
         if vnet.options.enable:
@@ -137,6 +153,11 @@ def _reject(direction: Direction) -> Callable[[], Json]:
     if direction is Direction.OUT:
         return lambda: x.jump("do-reject")
     return x.drop
+
+
+def _guest_piece(cfg: PveConfig, guest: Guest, groups: frozenset[str],
+                 sdn: dict[str, list[Entry]], table: Table, diags: Diagnostics) -> None:
+    _guest(table, cfg, guest, groups, sdn, diags)
 
 
 def _guest(

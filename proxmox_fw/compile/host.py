@@ -11,8 +11,16 @@ from collections.abc import Callable
 
 from proxmox_fw.compile.context import Cidr, CompileOptions, IpAddr
 from proxmox_fw.compile.ctinfo import helper_defs
-from proxmox_fw.compile.ipsets import Entry, add_sets, element, resolve_entries, sdn_entries
+from proxmox_fw.compile.ipsets import (
+    Entry,
+    add_sets,
+    cluster_ipset_sets,
+    element,
+    resolve_entries,
+    sdn_entries,
+)
 from proxmox_fw.compile.loglevel import log_statements
+from proxmox_fw.compile.memo import CompileMemo
 from proxmox_fw.compile.refs import RefScope
 from proxmox_fw.compile.rules import RuleTarget, compile_rule, verdict_stmt
 from proxmox_fw.compile.vnets import vnet_chain
@@ -31,7 +39,10 @@ def firewall_active(cfg: PveConfig, opts: CompileOptions) -> bool:
     return cfg.host.options.nftables or not opts.honor_nftables_switch
 
 
-def compile_host(cfg: PveConfig, opts: CompileOptions, diags: Diagnostics) -> Table:
+def compile_host(
+    cfg: PveConfig, opts: CompileOptions, diags: Diagnostics, memo: CompileMemo | None = None
+) -> Table:
+    memo = memo if memo is not None else CompileMemo(enabled=False)
     table = Table(INET, HOST_TABLE)
     if not firewall_active(cfg, opts) or not cfg.host.options.enable:
         table.enabled = False
@@ -52,7 +63,7 @@ def compile_host(cfg: PveConfig, opts: CompileOptions, diags: Diagnostics) -> Ta
     for key, ipset in cfg.cluster.ipsets.items():
         if key == "management":
             continue
-        add_sets(table, f"dc/{key}", resolve_entries(ipset, scope, diags), ipset.comment)
+        cluster_ipset_sets(table, key, ipset, scope, diags, memo)
 
     groups = frozenset(cfg.cluster.groups)
     ratelimit = cfg.cluster.options.log_ratelimit

@@ -12,6 +12,7 @@ import ipaddress
 from collections.abc import Iterable
 
 from proxmox_fw.compile.longest_prefix import Block, cidr_blocks, longest_prefix
+from proxmox_fw.compile.memo import CompileMemo, Inputs
 from proxmox_fw.compile.refs import RefScope
 from proxmox_fw.diagnostics import Diagnostics
 from proxmox_fw.model import (
@@ -70,6 +71,16 @@ def add_sets(table: Table, base: str, entries: list[Entry], comment: str | None 
     for v6 in (False, True):
         for s in set_pair(base, v6, entries, comment):
             table.sets[s.name] = s
+
+
+def cluster_ipset_sets(table: Table, key: str, ipset: Ipset, scope: RefScope,
+                       diags: Diagnostics, memo: CompileMemo) -> None:
+    """The sets of cluster ipset ``key`` (``dc/<key>``): a piece of its own, since a
+    100k-entry blacklist is the costliest thing to compile. It reads the ipset and the
+    cluster aliases, both in cluster.fw."""
+    memo.piece(("dc-ipset", key), Inputs(same=(ipset, scope.cluster)), table, diags,
+               lambda t, d: add_sets(t, f"dc/{key}", resolve_entries(ipset, scope, d),
+                                     ipset.comment))
 
 
 def resolve_entries(ipset: Ipset, scope: RefScope, diags: Diagnostics) -> list[Entry]:

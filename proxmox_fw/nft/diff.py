@@ -159,7 +159,7 @@ def _diff_table(
     skel = skeleton_names(new.table.family)
     for key, obj in new.objects.items():
         before = old.objects.get(key)
-        if before == obj:
+        if obj.same(before):
             continue
         if obj.kind == "chain":
             _chain_update(before, obj, stages, stats)

@@ -24,6 +24,7 @@ import hashlib
 import ipaddress
 import json
 import socket
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,10 +60,27 @@ class RenderedObject:
     definition: dict[str, Any] | None
     # chain: rule bodies; set: elements; map: [key, verdict] pairs; ct helper: nothing.
     content: list[Json] = field(default_factory=list)
+    # The compiled object it renders: a later rendering of the very same object reuses
+    # this one (see proxmox_fw.compile.memo).
+    source: object = field(default=None, compare=False, repr=False)
+    _digest: str | None = field(default=None, compare=False, repr=False)
 
     @property
     def key(self) -> ObjKey:
         return (self.kind, self.ref["name"])
+
+    @property
+    def digest(self) -> str:
+        """SHA-256 of what it puts in the kernel, computed once: the diff compares
+        objects by it."""
+        if self._digest is None:
+            text = json.dumps([self.kind, self.ref, self.definition, self.content],
+                              sort_keys=True, separators=(",", ":"))
+            self._digest = hashlib.sha256(text.encode()).hexdigest()
+        return self._digest
+
+    def same(self, other: RenderedObject | None) -> bool:
+        return other is not None and (other is self or other.digest == self.digest)
 
     def add(self) -> list[Command]:
         """The declaration (nothing for what the skeleton declares)."""
@@ -91,13 +109,18 @@ class RenderedObject:
 
 
 class RenderedTable:
-    """One table rendered once: its objects by key, in rendering order."""
+    """One table rendered once: its objects by key, in rendering order.
 
-    def __init__(self, table: Table) -> None:
+    With ``previous`` (the rendering of an earlier compile of the same table), an object
+    compiled into the very same model object as then is not rendered again.
+    """
+
+    def __init__(self, table: Table, previous: RenderedTable | None = None) -> None:
         self.table = table
         self.objects: dict[ObjKey, RenderedObject] = {}
         if table.enabled:
-            for obj in _objects(table):
+            old = previous.objects if previous is not None else {}
+            for obj in _objects(table, old):
                 self.objects[obj.key] = obj
 
     def commands(self) -> list[Command]:
@@ -141,20 +164,33 @@ class RenderedRuleset:
     """A ruleset rendered once, for both its digest and diffs against it.
 
     Rendering merges interval elements (large ipsets make that the expensive part), so the
-    daemon keeps the rendering of what it applied and renders each new ruleset once.
+    daemon keeps the rendering of what it applied, renders each new ruleset once and
+    passes the last one as ``previous``: objects that are the same compiled objects as
+    then keep their rendering and digest.
     """
 
-    def __init__(self, rs: Ruleset) -> None:
+    tables: list[RenderedTable]
+
+    def __init__(self, rs: Ruleset, previous: RenderedRuleset | None = None) -> None:
         self.ruleset = rs
-        self.tables = [RenderedTable(t) for t in rs.tables]
+        before: list[RenderedTable] = previous.tables if previous is not None else []
+        self.tables = [
+            RenderedTable(t, before[i] if i < len(before) else None)
+            for i, t in enumerate(rs.tables)
+        ]
         self._digest: str | None = None
 
     def digest(self) -> str:
-        """SHA-256 of the rendered commands (what `compile` prints for it)."""
+        """SHA-256 over each table's state and its objects' digests, in rendering order:
+        equal iff the rendered commands (what `compile` prints) are equal."""
         if self._digest is None:
-            commands = [c for t in self.tables for c in t.commands()]
-            text = json.dumps(commands, sort_keys=True, separators=(",", ":"))
-            self._digest = hashlib.sha256(text.encode()).hexdigest()
+            h = hashlib.sha256()
+            for t in self.tables:
+                table = t.table
+                h.update(f"{table.family} {table.name} {table.enabled}\n".encode())
+                for obj in t.objects.values():
+                    h.update(f"{obj.digest}\n".encode())
+            self._digest = h.hexdigest()
         return self._digest
 
 
@@ -179,22 +215,31 @@ def delete_table_commands(family: str, name: str) -> list[Command]:
     return [{"add": {"table": dict(ref)}}, {"delete": {"table": dict(ref)}}]
 
 
-def _objects(table: Table) -> list[RenderedObject]:
-    """Sets, ct helpers, chains, maps: the order their commands are rendered in."""
-    out: list[RenderedObject] = []
+def _objects(table: Table, old: dict[ObjKey, RenderedObject]) -> Iterator[RenderedObject]:
+    """Sets, ct helpers, chains, maps: the order their commands are rendered in. An
+    object of ``old`` rendered from the same model object is reused."""
+
+    def reused(kind: str, name: str, source: object) -> RenderedObject | None:
+        hit = old.get((kind, name))
+        return hit if hit is not None and hit.source is source else None
+
     for s in table.sets.values():
-        out.append(_set_object(table, s))
+        yield reused("set", s.name, s) or _set_object(table, s)
     for helper in table.ct_helpers.values():
-        out.append(RenderedObject("ct helper", _chain_ref(table, helper.name),
-                                  _ct_helper(table, helper)))
+        yield reused("ct helper", helper.name, helper) or RenderedObject(
+            "ct helper", _chain_ref(table, helper.name), _ct_helper(table, helper),
+            source=helper)
     for chain in table.chains.values():
+        hit = reused("chain", chain.name, chain)
+        if hit is not None:
+            yield hit
+            continue
         ref = _chain_ref(table, chain.name)
         definition = None if chain.in_skeleton else dict(ref)
         rules = [_rule_body(table, chain, rule) for rule in chain.rules]
-        out.append(RenderedObject("chain", ref, definition, rules))
+        yield RenderedObject("chain", ref, definition, rules, source=chain)
     for m in table.maps.values():
-        out.append(_map_object(table, m))
-    return out
+        yield _map_object(table, m)
 
 
 def _base(table: Table) -> dict[str, Any]:
@@ -222,7 +267,7 @@ def _set_object(table: Table, s: Set) -> RenderedObject:
     elements = s.elements
     if elements and s.auto_merge and "interval" in s.flags:
         elements = merge_overlapping(elements)
-    return RenderedObject("set", _chain_ref(table, s.name), body, list(elements))
+    return RenderedObject("set", _chain_ref(table, s.name), body, elements, source=s)
 
 
 def _map_object(table: Table, m: Map) -> RenderedObject:

@@ -46,6 +46,7 @@ from pathlib import Path
 
 from proxmox_fw import log
 from proxmox_fw.compile import CompileResult
+from proxmox_fw.compile.memo import CompileMemo
 from proxmox_fw.config.loader import CLUSTER_FW, host_fw_paths
 from proxmox_fw.config.source import ConfigSource, DirectorySource
 from proxmox_fw.diagnostics import Severity
@@ -137,6 +138,8 @@ class Daemon:
         # Our tables as committed, read over netlink (never libnftables' list tables):
         # hand edits show.
         self.kernel = KernelWatch(kernel if kernel is not None else NetlinkReader())
+        # Compiled pieces of the last compile: an edit recompiles what it touches only.
+        self.memo = CompileMemo()
         self._need_full = True
         self._force_disabled = False
         self._held = False  # a try-apply held the last step
@@ -169,6 +172,7 @@ class Daemon:
         if full:
             self._need_full = True
             self.inputs.forget()
+            self.memo = CompileMemo()
         if tryapply.daemon_hold(self.opts.state_dir, None, self.client):
             return self._hold("a try-apply waits for confirmation: leaving the kernel alone")
         if self._held:  # the try was confirmed or rolled back: look at everything again
@@ -183,7 +187,8 @@ class Daemon:
             return Outcome.IDLE
         self.log.debug("reading configuration", changed=",".join(self.inputs.why_changed()))
         snapshot = self.inputs.read()
-        result = compile_node(snapshot.config, snapshot.facts, snapshot.diagnostics)
+        result = compile_node(snapshot.config, snapshot.facts, snapshot.diagnostics,
+                              self.memo)
         self._log_diagnostics(snapshot, result)
         unreadable = snapshot.config.unreadable
         self.state.unreadable = list(unreadable)
@@ -197,7 +202,7 @@ class Daemon:
         loadable_rs, missing = loadable_ruleset(result.ruleset, self.features)
         if snapshot.unsettled and not any(table.enabled for table in loadable_rs.tables):
             return self._settling(snapshot.unsettled)
-        loadable = RenderedRuleset(loadable_rs)
+        loadable = RenderedRuleset(loadable_rs, previous=self.applied)
         digest = loadable.digest()
         if not self._need_full and digest == self.applied_hash:
             if self._clear_failure():
