@@ -8,7 +8,7 @@ import socket
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -20,11 +20,13 @@ from cli.logger import logger as logger_command
 from cli.trace import trace_cmd
 from cli.tryapply import confirm_cmd, try_apply_cmd
 from proxmox_fw import log
-from proxmox_fw.compile import CompileResult
 from proxmox_fw.diagnostics import Diagnostics, Severity
-from proxmox_fw.nft.objects import Command
 from proxmox_fw.service.state import DEFAULT_STATE_DIR, FORCE_DISABLE_FLAG
 from proxmox_fw.system.gcpause import paused_gc
+
+if TYPE_CHECKING:
+    from proxmox_fw.compile import CompileResult
+    from proxmox_fw.nft.objects import Command
 
 app = typer.Typer(
     add_completion=False,

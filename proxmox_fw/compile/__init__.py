@@ -1,39 +1,34 @@
-"""Compilation: config models → desired ruleset. Pure functions, no I/O."""
+"""Compilation: config models → desired ruleset. Pure functions, no I/O.
+
+The names below are imported on first use, so that reading a small module of this
+package (``sysctl``, ``loglevel``) does not load the whole compiler: the CLI's start-up
+(``--help``, ``skeleton``) must stay fast (issue 12 goal 4).
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from proxmox_fw.compile.context import CompileOptions
-from proxmox_fw.compile.guests import compile_guests
-from proxmox_fw.compile.host import compile_host, firewall_active
-from proxmox_fw.compile.memo import CompileMemo
-from proxmox_fw.compile.sysctl import side_effects
-from proxmox_fw.diagnostics import Diagnostics
-from proxmox_fw.model import PveConfig
-from proxmox_fw.nft.objects import Ruleset
+if TYPE_CHECKING:
+    from proxmox_fw.compile.compiler import CompileResult, compile_config
+    from proxmox_fw.compile.context import CompileOptions
+    from proxmox_fw.compile.host import firewall_active
+    from proxmox_fw.compile.memo import CompileMemo
 
 __all__ = ["CompileMemo", "CompileOptions", "CompileResult", "compile_config", "firewall_active"]
 
+_HOMES = {
+    "CompileMemo": "proxmox_fw.compile.memo",
+    "CompileOptions": "proxmox_fw.compile.context",
+    "CompileResult": "proxmox_fw.compile.compiler",
+    "compile_config": "proxmox_fw.compile.compiler",
+    "firewall_active": "proxmox_fw.compile.host",
+}
 
-@dataclass(slots=True)
-class CompileResult:
-    ruleset: Ruleset
-    diagnostics: Diagnostics
-    # Files to write when applying (sysctls, log_nf_conntrack): path -> content.
-    side_effects: dict[str, str] = field(default_factory=dict)
-    config: PveConfig | None = None
 
-
-def compile_config(
-    cfg: PveConfig, opts: CompileOptions, diags: Diagnostics | None = None,
-    memo: CompileMemo | None = None,
-) -> CompileResult:
-    """``memo`` (the daemon's) reuses the pieces whose inputs did not change."""
-    diags = diags if diags is not None else Diagnostics()
-    rs = Ruleset(host=compile_host(cfg, opts, diags, memo),
-                 guests=compile_guests(cfg, opts, diags, memo))
-    if memo is not None:
-        memo.sweep()
-    effects = side_effects(cfg) if firewall_active(cfg, opts) else {}
-    return CompileResult(rs, diags, effects, cfg)
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(home), name)

@@ -5,7 +5,10 @@ Returned as data; only ``apply`` writes them, so ``compile`` has no side effects
 
 from __future__ import annotations
 
-from proxmox_fw.model import PveConfig
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the logger reads LOG_NF_CONNTRACK without loading the models
+    from proxmox_fw.model import PveConfig
 
 NETFILTER = "/proc/sys/net/netfilter/"
 LOG_NF_CONNTRACK = "/var/lib/pve-firewall/log_nf_conntrack"
