@@ -63,6 +63,17 @@ def cpu_each(fn: Callable[[], Any], times: int) -> list[float]:
     return [cpu(fn)[0] for _ in range(times)]
 
 
+def idle_polls(daemon: Daemon, polls: int) -> list[float]:
+    """CPU of each of ``polls`` polls with nothing changed, after an apply."""
+    daemon.step()  # the first poll after an apply may take its baseline
+    idle = []
+    for _ in range(polls):
+        spent, outcome = cpu(daemon.step)
+        assert outcome is Outcome.IDLE, outcome
+        idle.append(spent)
+    return idle
+
+
 def measure(root: Path, polls: int, state_dir: Path) -> dict[str, float]:
     client = NftClient()
     opts = DaemonOptions(pve_dir=root, nodename=NODE, interval=1.0, state_dir=state_dir,
@@ -71,14 +82,7 @@ def measure(root: Path, polls: int, state_dir: Path) -> dict[str, float]:
     out: dict[str, float] = {}
     out["full_apply"], outcome = cpu(lambda: daemon.step(full=True))
     assert outcome is Outcome.APPLIED, outcome
-    # The first poll after an apply may take its baseline; the idle ones follow it.
-    daemon.step()
-    idle = []
-    for _ in range(polls):
-        spent, outcome = cpu(daemon.step)
-        assert outcome is Outcome.IDLE, outcome
-        idle.append(spent)
-    out["idle_poll"] = statistics.median(idle)
+    out["idle_poll"] = statistics.median(idle_polls(daemon, polls))
     foreign = []
     for n in range(5):  # someone else's transaction before each poll
         other = client.run_text(f"add table ip other{n}")
