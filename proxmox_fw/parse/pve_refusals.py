@@ -1,4 +1,5 @@
-"""Lines this firewall accepts that pve-firewall refuses: each gets a warning at its line.
+"""Lines this firewall accepts that pve-firewall refuses or reads otherwise: each gets a
+warning at its line.
 
 The Rust upstream takes them too, but an operator moving from pve-firewall had them
 ignored (or the whole rule skipped) there, so what they do here must be said, not
@@ -50,6 +51,9 @@ def option_refusals(
     elif isinstance(parsed, bool) and key == "enable" and not value.isdigit():
         say(f"'{value}' is read as {int(parsed)} here; pve-firewall takes only numbers and "
             "ignores the line, keeping the option's default")
+    if kind == "cluster" and key == "ebtables" and parsed is False:
+        say("has no effect here: the guests' MAC, ARP and layer2_protocols filters stay in "
+            "place (pve-firewall drops its ebtables rules with 0)")
     if kind == "vnet" and key == "policy_forward" and parsed is Verdict.REJECT:
         say("REJECT is a DROP here (the kernel cannot reject bridged traffic); pve-firewall "
             "refuses it, keeping the default ACCEPT")

@@ -99,8 +99,9 @@ def test_every_option_parses(kind: FileKind, name: str) -> None:
     assert value != getattr(DEFAULTS[kind], name)
     fw, diags = parse_file(kind, f"[OPTIONS]\n{name}: {text}\n")
     said = [d.message for d in diags]
-    if (kind, name) == ("vnet", "policy_forward"):  # REJECT there: pve-firewall refuses it
-        assert len(said) == 1 and "pve-firewall refuses it" in said[0]
+    if (kind, name) in (("vnet", "policy_forward"), ("cluster", "ebtables")):
+        # a vnet's REJECT (pve-firewall refuses it), ebtables: 0 (no effect here)
+        assert len(said) == 1 and "pve-firewall" in said[0]
     else:
         assert said == []
     assert getattr(fw.options, name) == value
@@ -185,7 +186,7 @@ OPTION_VALUES: list[tuple[str, str, str, str, Any]] = [
     ("cluster", "policy_in", "accept", "policy_in", Verdict.ACCEPT),
     ("cluster", "policy_out", "DROP", "policy_out", Verdict.DROP),
     ("cluster", "policy_forward", "Reject", "policy_forward", Verdict.REJECT),
-    ("cluster", "ebtables", "0", "ebtables", False),
+    ("cluster", "ebtables", "1", "ebtables", True),  # 0: see test_ebtables_off...
     ("cluster", "log_ratelimit", "0", "log_ratelimit", LogRateLimit(enable=False)),
     ("cluster", "log_ratelimit", "1,rate=10/second,burst=20", "log_ratelimit",
      LogRateLimit(enable=True, rate=10, burst=20)),
@@ -420,3 +421,11 @@ def test_cluster_enable_timestamp_uses_the_clock_by_default() -> None:
     stale = parse_cluster_fw("[OPTIONS]\nenable: 1000000000\n", "c", diags)
     assert recent.options.enable is True
     assert stale.options.enable is False
+
+
+def test_ebtables_off_has_no_effect_and_says_so() -> None:
+    fw, diags = parse_file("cluster", "[OPTIONS]\nebtables: 0\n")
+    assert fw.options.ebtables is False
+    assert messages(diags) == [(2, "warning", (
+        "option 'ebtables': has no effect here: the guests' MAC, ARP and layer2_protocols "
+        "filters stay in place (pve-firewall drops its ebtables rules with 0)"))]
