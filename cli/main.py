@@ -17,6 +17,7 @@ from cli.counters import counters_cmd
 from cli.diff import diff_cmd
 from cli.log import log_cmd
 from cli.logger import logger as logger_command
+from cli.simulate import simulate_cmd
 from cli.trace import trace_cmd
 from cli.tryapply import confirm_cmd, try_apply_cmd
 from proxmox_fw import log
@@ -286,6 +287,7 @@ def status(
 app.command("check")(check_cmd)
 app.command("counters")(counters_cmd)
 app.command("diff")(diff_cmd)
+app.command("simulate")(simulate_cmd)
 app.command("trace")(trace_cmd)
 app.command("logger")(logger_command)
 app.command("try-apply")(try_apply_cmd)
