@@ -115,7 +115,9 @@ class _HostRunner:
                     item.add_marker(pytest.mark.timeout(0))
 
     @pytest.hookimpl(tryfirst=True)
-    def pytest_runtest_protocol(self, item: pytest.Item) -> bool | None:
+    def pytest_runtest_protocol(
+        self, item: pytest.Item, nextitem: pytest.Item | None
+    ) -> bool | None:
         if not _is_fullkernel(item):
             return None
         if self._run is None:
@@ -125,6 +127,10 @@ class _HostRunner:
         for report in _complete(item, self._run):
             ihook.pytest_runtest_logreport(report=report)
         ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
+        # The item ran in the VM, so pytest's own teardown never saw it: tear down the
+        # host-side collectors (module fixtures of the tests before it) that ``nextitem``
+        # does not share, or the next module's first test fails "not torn down properly".
+        item.session._setupstate.teardown_exact(nextitem)
         return True
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:

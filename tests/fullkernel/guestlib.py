@@ -45,6 +45,13 @@ def vmlist(guests: dict[int, str]) -> str:
     return json.dumps({"version": 1, "ids": ids})
 
 
+def sdn_running_config(*vnets: str) -> str:
+    """An SDN running config defining ``vnets`` in one simple zone: vnet firewall files
+    apply only to vnets the SDN configuration defines."""
+    return json.dumps({"zones": {"ids": {"z1": {"type": "simple"}}},
+                       "vnets": {"ids": {v: {"zone": "z1"} for v in vnets}}})
+
+
 def write_tree(root: Path, files: dict[str, str]) -> Path:
     """Write ``files`` (path relative to the tree -> text) under a fresh ``root``."""
     for rel, text in files.items():

@@ -137,6 +137,7 @@ def test_rules_reject_group_blacklist_ips_vnet(topo: Topology, tmp_path: Path) -
         "firewall/101.fw": VM101,
         "firewall/201.fw": CT201,
         "sdn/firewall/vnet0.fw": VNET0,
+        "sdn/.running-config": g.sdn_running_config("vnet0"),
         **GUEST_CONFS,
     })  # fmt: skip
     g.apply_tree(topo, root, refused=1)  # VNET0's FORWARD REJECT
@@ -265,6 +266,7 @@ def test_with_br_netfilter(br_netfilter: None, tmp_path: Path) -> None:
         "nodes/pve1/qemu-server/300.conf": (
             f"net0: virtio={MAC['vm300'].upper()},bridge=vnet0,firewall=1\n"
         ),
+        "sdn/.running-config": g.sdn_running_config("vnet0"),
         "sdn/firewall/vnet0.fw": (
             "[OPTIONS]\nenable: 1\npolicy_forward: DROP\n\n"
             "[RULES]\nFORWARD ACCEPT -p tcp -dport 22\nFORWARD ACCEPT -p tcp -dport 81\n"
