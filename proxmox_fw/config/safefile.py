@@ -30,8 +30,13 @@ class RefusedFile(OSError):
 
 def inside(path: Path, root: Path) -> bool:
     """Whether ``path``, with every link resolved, is ``root`` or below it."""
-    real, top = Path(os.path.realpath(path)), Path(os.path.realpath(root))
-    return real == top or top in real.parents
+    return _below(os.path.realpath(path), os.path.realpath(root))
+
+
+def _below(real: str, top: str) -> bool:
+    """Whether resolved ``real`` is resolved ``top`` or below it: a prefix on a path
+    boundary (``Path.parents`` costs the daemon ~0.3 ms per file, two files per guest)."""
+    return real == top or real.startswith(top if top.endswith("/") else top + "/")
 
 
 def read_regular(path: Path, root: Path, limit: int = MAX_FILE_BYTES) -> bytes:
@@ -43,15 +48,16 @@ def read_regular(path: Path, root: Path, limit: int = MAX_FILE_BYTES) -> bytes:
     may have been swapped meanwhile); it is opened without blocking and without
     following a last link, and never read beyond ``limit`` bytes.
     """
-    real = Path(os.path.realpath(path))
-    if not inside(real, root):
+    real, top = os.path.realpath(path), os.path.realpath(root)
+    if not _below(real, top):
         raise RefusedFile(f"refused: it leads to {real}, outside the configuration directory")
     _check(os.stat(real), limit)
     fd = os.open(real, _OPEN_FLAGS)
     try:
         _check(os.fstat(fd), limit)
         opened = _fd_path(fd)
-        if opened is not None and not inside(opened, root):
+        # The kernel's name of the open file has no links left to resolve.
+        if opened is not None and not _below(str(opened), top):
             raise RefusedFile("refused: replaced by a file outside the configuration "
                               "directory while being opened")
         data = _read_at_most(fd, limit + 1)
