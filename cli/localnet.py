@@ -1,4 +1,4 @@
-"""``localnet``: what seed §13.5.1 shows, plus the management ipset in effect."""
+"""``localnet``: what admin guide §13.5.1 shows, plus the management ipset in effect."""
 
 from __future__ import annotations
 

@@ -191,7 +191,7 @@ def apply_cmd(
 
 @app.command()
 def localnet(ctx: typer.Context) -> None:
-    """Show the detected local network and the management ipset (seed §13.5.1)."""
+    """Show the detected local network and the management ipset (admin guide §13.5.1)."""
     from cli.localnet import localnet_report
 
     g: Globals = ctx.obj

@@ -18,7 +18,7 @@ class CompileOptions:
     # Upstream only runs when host.fw has ``nftables: 1``. Test trees written for the
     # iptables implementation (pve-sim) lack it; tests may switch the gate off.
     honor_nftables_switch: bool = True
-    # The node's own network (seed §13.5.1), used for ``local_network`` when cluster.fw does
+    # The node's own network (admin guide §13.5.1), used for ``local_network`` when cluster.fw does
     # not define that alias. None: not detected (a warning is emitted).
     local_network: Cidr | None = None
     # Interface altnames -> kernel names for host ``-i`` matches.

@@ -1,4 +1,4 @@
-"""Conntrack helper definitions (seed §13.10.1, notes §5.4) in the shape the compiler uses."""
+"""Conntrack helper definitions (admin guide §13.10.1) in the shape the compiler uses."""
 
 from __future__ import annotations
 

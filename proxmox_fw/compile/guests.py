@@ -60,7 +60,7 @@ def firewalled_nics(guest: Guest) -> list[Nic]:
 
 
 def link_local(mac: str) -> ipaddress.IPv6Interface:
-    """The EUI-64 link-local address NDP uses (seed §13.6.3, §13.11)."""
+    """The EUI-64 link-local address NDP uses (admin guide §13.6.3, §13.11)."""
     octets = [int(o, 16) for o in mac.split(":")]
     octets[0] ^= 0x02
     eui = [*octets[:3], 0xFF, 0xFE, *octets[3:]]
@@ -145,7 +145,7 @@ def _iface_key(direction: Direction) -> str:
 
 def _reject(direction: Direction) -> Callable[[], Json]:
     # The kernel allows a bridge reject only on the prerouting/input path; guest IN runs in
-    # postrouting, so REJECT there is a drop (seed §13.13, as upstream). Running the IN
+    # postrouting, so REJECT there is a drop (admin guide §13.13, as upstream). Running the IN
     # rules early, in prerouting by destination MAC, is no way out: the bridge has not
     # chosen the egress port yet, so such a reject also answers for a guest the frame
     # would never reach (a stopped VM, another VLAN), and host-originated or routed
@@ -206,7 +206,7 @@ def _guest(
     out.add([x.jump("allow-dhcp-out" if opts.dhcp else "block-dhcp-out")], fwfile)
     inn.add([x.jump("allow-dhcp-in" if opts.dhcp else "block-dhcp-in")], fwfile)
     # DHCP (from 0.0.0.0) passes before the ipfilter, as in pve-firewall; NDP and RA only
-    # after it: the set holds the link-local address so that NDP passes it (seed §13.6.3),
+    # after it: the set holds the link-local address so that NDP passes it (admin guide §13.6.3),
     # so NDP cannot bypass the anti-spoofing filter.
     # The MAC filter above holds for every frame, and vital ICMP is accepted only after the
     # MAC and IP filters: accepting an ICMP error or a packet of a known connection first
@@ -269,7 +269,7 @@ def _layer2_filter(allowed: list[int]) -> Json:
 
 
 def _accept_stmt(opts: GuestOptions) -> Callable[[], Json] | None:
-    """With ``ips: 1`` accepted traffic goes to NFQUEUE (seed §13.10.2); ``bypass`` keeps it
+    """With ``ips: 1`` accepted traffic goes to NFQUEUE (admin guide §13.10.2); ``bypass`` keeps it
     flowing when no IPS listens."""
     if not opts.ips:
         return None
@@ -288,7 +288,7 @@ def _ipfilter(
 ) -> None:
     """Drop traffic from the NIC whose source is not in its ``ipfilter-netN`` set.
 
-    The set is active when defined, or implicitly with ``ipfilter: 1`` (seed §13.6.3); it
+    The set is active when defined, or implicitly with ``ipfilter: 1`` (admin guide §13.6.3); it
     always also holds the MAC's link-local address and, for containers, their configured
     addresses.
     """

@@ -107,7 +107,7 @@ def compile_host(
 def management_entries(
     cfg: PveConfig, opts: CompileOptions, scope: RefScope, diags: Diagnostics
 ) -> list[Entry]:
-    """The ``management`` ipset plus ``local_network`` (seed §13.5.1, §13.6.1)."""
+    """The ``management`` ipset plus ``local_network`` (admin guide §13.5.1, §13.6.1)."""
     entries: list[Entry] = []
     ipset = cfg.cluster.ipsets.get("management")
     if ipset is not None:
@@ -148,7 +148,7 @@ def _local_network_sets(table: Table, cfg: PveConfig, opts: CompileOptions) -> N
 def _cluster_network_sets(
     table: Table, cfg: PveConfig, opts: CompileOptions, diags: Diagnostics
 ) -> None:
-    """Corosync peers on the links this node uses (seed §13.8.1: corosync only from the
+    """Corosync peers on the links this node uses (admin guide §13.8.1: corosync only from the
     cluster network). Link addresses written as host names use the addresses the caller
     looked up for them (``opts.hostnames``, from /etc/hosts)."""
     local = next((n for n in cfg.corosync.nodes if n.name == cfg.nodename), None)
@@ -193,7 +193,7 @@ def _ct_helpers(table: Table, cfg: PveConfig, diags: Diagnostics) -> None:
     """Attach conntrack helpers to new connections on their ports.
 
     Only the helper is attached: the control port itself is opened by the operator's own
-    rule (seed §13.10.1), and the connections the helper expects are ``related`` and already
+    rule (admin guide §13.10.1), and the connections the helper expects are ``related`` and already
     accepted in ``default-in``.
     """
     defs = helper_defs()

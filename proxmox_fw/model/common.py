@@ -52,7 +52,7 @@ class LogLevel(StrEnum):
 
     @property
     def logid(self) -> int | None:
-        """The LOGID of seed §13.9 (None for nolog)."""
+        """The LOGID of admin guide §13.9 (None for nolog)."""
         return _LOGID.get(self)
 
 

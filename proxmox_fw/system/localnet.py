@@ -1,4 +1,4 @@
-"""Auto-detection of ``local_network`` (seed §13.5.1): the network this node lives in.
+"""Auto-detection of ``local_network`` (admin guide §13.5.1): the network this node lives in.
 
 The node's IP is what its name resolves to; the network is the one configured on the
 interface that holds that IP (``192.168.2.100`` on ``192.168.0.0/20``). When the name
@@ -221,7 +221,7 @@ def _network(iface: Cidr) -> Cidr:
 
 
 def describe(info: LocalNet, configured: Cidr | None = None) -> list[str]:
-    """The lines ``localnet`` prints (seed §13.5.1); ``configured`` is a user alias."""
+    """The lines ``localnet`` prints (admin guide §13.5.1); ``configured`` is a user alias."""
     lines = [
         f"local hostname: {info.hostname}",
         f"local IP address: {info.local_ip if info.local_ip is not None else 'unknown'}",

@@ -1,4 +1,4 @@
-"""The default rules of seed §13.8.1 under a DROP (or REJECT) input policy, IPv4 and IPv6.
+"""The default rules of admin guide §13.8.1 under a DROP (or REJECT) input policy, IPv4 and IPv6.
 
 Still allowed: loopback, established connections, IGMP, the management ports from the
 ``management`` ipset and ``local_network``, corosync from the cluster network only,
@@ -142,7 +142,7 @@ def test_management_ports_from_management_and_detected_network(fw: Firewall) -> 
 
 @pytest.mark.parametrize("alias", ["10.9.0.0/16", "fd00:16:1::/64"])
 def test_management_local_network_alias(fw: Firewall, alias: str) -> None:
-    """A ``local_network`` alias replaces the detected network (seed §13.5.1)."""
+    """A ``local_network`` alias replaces the detected network (admin guide §13.5.1)."""
     fw.apply(cluster_fw("policy_in: DROP\n", f"[ALIASES]\nlocal_network {alias}\n"))
     inside = "10.9.1.1" if "." in alias else "fd00:16:1::5"
     fw.check({Pkt("tcp", 8006, source=inside): MGMT, Pkt("tcp", 22, source=inside): MGMT,
@@ -181,7 +181,7 @@ def test_corosync_only_from_cluster_network(fw: Firewall) -> None:
 
 def test_cluster_traffic_out_under_drop_policy(fw: Firewall) -> None:
     """``policy_out: DROP`` still lets the host reach the management ports of its local
-    network, corosync peers and corosync multicast (seed §13.8.1: "for all hosts in the
+    network, corosync peers and corosync multicast (admin guide §13.8.1: "for all hosts in the
     cluster"); other destinations meet the policy."""
     fw.apply(cluster_fw("policy_out: DROP\n"), corosync=COROSYNC)
 
@@ -262,7 +262,7 @@ def _raw_noise(fw: Firewall) -> list[str]:
     """Noise only raw frames can carry; each must be dropped by ``drop-noise``: UDP to the
     IPv4 broadcast and to vmbr0's IPv6 subnet-router anycast address (the host forwards,
     so it has one), and TCP segments that are no bare SYN and belong to no connection
-    (seed §13.8.1: "TCP connections with invalid connection state")."""
+    (admin guide §13.8.1: "TCP connections with invalid connection state")."""
     inj = rawpkt.Injector(fw.topo, "outside")
     port = RAW_NOISE_PORT
     wrong = []

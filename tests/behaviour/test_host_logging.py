@@ -1,4 +1,4 @@
-"""Logging (seed §13.9): per-rule ``-log <level>``, the policies' ``log_level_*``,
+"""Logging (admin guide §13.9): per-rule ``-log <level>``, the policies' ``log_level_*``,
 ``nolog`` and ``log_ratelimit``, read back from NFLOG group 0 of the host namespace.
 
 Each logged packet must arrive with the prefix ``:0:<logid>:<chain>: <VERDICT>: `` that

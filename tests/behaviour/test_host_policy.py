@@ -1,4 +1,4 @@
-"""Cluster policies as the sender sees them, IPv4 and IPv6 (seed §13.8.1).
+"""Cluster policies as the sender sees them, IPv4 and IPv6 (admin guide §13.8.1).
 
 ``policy_in``/``policy_out`` DROP (nothing comes back), REJECT (a reset for TCP, an ICMP
 error for UDP and ICMP) and ACCEPT, probed from ``outside`` to the host and from the host

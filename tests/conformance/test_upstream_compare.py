@@ -41,11 +41,11 @@ STALE_CHAINS = (
     "one transaction, so a stale chain cannot survive and needs no delete"
 )
 BLACKLIST = (
-    "seed §13.6.2: traffic from the standard ipset 'blacklist' is dropped by every host's "
+    "admin guide §13.6.2: traffic from the standard ipset 'blacklist' is dropped by every host's "
     "and guest's firewall; the sets always exist so the skeleton can reference them"
 )
 COROSYNC = (
-    "seed §13.8.1: corosync (udp 5405-5412) is accepted from the cluster network only; the "
+    "admin guide §13.8.1: corosync (udp 5405-5412) is accepted from the cluster network only; the "
     "set holds the corosync.conf link addresses (README 'Behaviour'), upstream accepts any"
 )
 LOCAL_NETWORK = (
@@ -53,7 +53,7 @@ LOCAL_NETWORK = (
     "local_network (22, 3128, 5900-5999, 8006) whatever its output policy; the set holds it"
 )
 DROP_NOISE = (
-    "seed §13.8.1: SMB/UPnP/DNS-reply noise is dropped unlogged as part of a DROP/REJECT "
+    "admin guide §13.8.1: SMB/UPnP/DNS-reply noise is dropped unlogged as part of a DROP/REJECT "
     "input policy, after the user's rules rather than before them (README 'Behaviour')"
 )
 SYNFLOOD = (
@@ -94,12 +94,12 @@ IPFILTER_ORDER = (
     "comes from 0.0.0.0; upstream's order drops it. NDP and RA stay after the ipfilter"
 )
 IPFILTER_IMPLICIT = (
-    "seed §13.6.3 / pve-firewall: an ipfilter-netN set implicitly holds the NIC's EUI-64 "
+    "admin guide §13.6.3 / pve-firewall: an ipfilter-netN set implicitly holds the NIC's EUI-64 "
     "link-local address and, for containers, their configured ip/ip6; upstream uses an "
     "explicit set as written, so this empty v6 set drops all IPv6 from the NIC, NDP included"
 )
 GUEST_OUT_FILTERS_FIRST = (
-    "seed §13.6.3: the MAC filter holds for every frame the guest sends and the IP filter "
+    "admin guide §13.6.3: the MAC filter holds for every frame the guest sends and the IP filter "
     "for every packet that is not part of an accepted connection (as in pve-firewall), so "
     "vital ICMP is accepted in guest-<vmid>-out after both filters (upstream: `jump "
     "allow-icmp` in vm-out, ahead of the guest chain), and pre-vm-out accepts "

@@ -444,7 +444,7 @@ def test_explicit_ipfilter_set_is_active_even_with_ipfilter_off() -> None:
     t = guest_table({100: G(fw=fw)})
     assert t.sets["v4-guest-100/ipfilter-net0"].elements == ["10.0.0.5"]
     assert t.sets["v4-guest-100/ipfilter-net0-nomatch"].elements == ["10.0.0.6"]
-    # the link-local address is always allowed, so NDP keeps working (seed §13.11)
+    # the link-local address is always allowed, so NDP keeps working (admin guide §13.11)
     assert t.sets["v6-guest-100/ipfilter-net0"].elements == [LL0]
     port = m(meta("iifname"), "tap100i0")
     assert ipfilter_rules(t, "guest-100-out", "tap100i0") == [
