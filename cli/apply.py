@@ -35,6 +35,13 @@ def apply_config(
     if not outcome.ok:
         logger.error(f"applying the ruleset failed, previous ruleset kept: {outcome.error}")
         return EXIT_FAILED
+    if outcome.fallback:
+        logger.error(f"the kernel refused the ruleset ({outcome.error}) and the refused rules "
+                     "could not be singled out: only the default rules are loaded "
+                     "(admin guide §13.8.1: management access kept, everything else dropped)")
+        return EXIT_FAILED
+    for message in outcome.refused:
+        logger.error(message)
     if side_effects:
         effects_writer(result.side_effects)
     if outcome.missing_features:
@@ -43,6 +50,10 @@ def apply_config(
             + ", ".join(outcome.missing_features)
             + "; host table applied"
         )
+        return EXIT_PARTIAL
+    if outcome.refused:
+        logger.warning("ruleset applied without the rules the kernel refused",
+                       tables=",".join(outcome.applied_tables))
         return EXIT_PARTIAL
     logger.info("ruleset applied", tables=",".join(outcome.applied_tables))
     return EXIT_OK

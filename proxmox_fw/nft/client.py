@@ -73,6 +73,17 @@ class NftClient:
             rc, out, err = self._nft.cmd(json.dumps(doc))
         return Result(rc == 0, _parse_output(out), err)
 
+    def check_json(self, doc: Json) -> Result:
+        """Like :meth:`run_json` in check mode: the kernel validates the transaction and
+        aborts it, nothing is committed."""
+        with _LOCK:
+            self._nft.set_dry_run(True)
+            try:
+                rc, out, err = self._nft.cmd(json.dumps(doc))
+            finally:
+                self._nft.set_dry_run(False)
+        return Result(rc == 0, _parse_output(out), err)
+
     def list_ruleset_json(self) -> Result:
         return self.run_json({"nftables": [{"list": {"ruleset": None}}]})
 

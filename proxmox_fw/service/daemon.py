@@ -20,9 +20,12 @@ One :meth:`Daemon.step` per poll:
    → no transaction. Else the difference (:func:`~proxmox_fw.nft.diff.plan_update`) goes
    to the kernel in one transaction; a full replacement after start, SIGHUP or lost
    tables. An incremental transaction the kernel refuses is retried once as a full one;
-   if that fails too the previous ruleset stays (the transaction is all or nothing), the
-   error is logged, and the same ruleset is tried again only after a growing back-off
-   (or at once when the configuration changes again).
+   if that fails too, the safety net (:func:`proxmox_fw.nft.apply.recover`) applies all
+   but the rules the kernel refuses, each logged at its file:line. When even that is
+   impossible the previous ruleset stays (the transaction is all or nothing) -- or, with
+   no host table of ours in the kernel, the default rules of admin guide §13.8.1 are
+   loaded --, the error is logged, and the same ruleset is tried again only after a
+   growing back-off (or at once when the configuration changes again).
 
 A pending ``try-apply`` holds every step before 2. (the kernel is left alone: no update,
 no repair); a configuration that compiles to the ruleset a try-apply rolled back is not
@@ -50,7 +53,7 @@ from proxmox_fw.compile.memo import CompileMemo
 from proxmox_fw.config.loader import CLUSTER_FW, host_fw_paths
 from proxmox_fw.config.source import ConfigSource, DirectorySource
 from proxmox_fw.diagnostics import Severity
-from proxmox_fw.nft.apply import loadable_ruleset, remove_tables
+from proxmox_fw.nft.apply import HOST_LABEL, loadable_ruleset, recover, remove_tables
 from proxmox_fw.nft.client import JsonRunner
 from proxmox_fw.nft.diff import UpdatePlan, plan_update
 from proxmox_fw.nft.features import KernelFeatures
@@ -268,9 +271,24 @@ class Daemon:
                              + outcome.error.strip())
             plan = plan_update(None, loadable)
             outcome = self.client.run_json(plan.document())
+        refused: list[str] = []
         if not outcome.ok:
-            return self._failed(digest, f"the kernel refused the ruleset: {outcome.error.strip()}")
+            why = f"the kernel refused the ruleset: {outcome.error.strip()}"
+            rescue = recover(plan.commands, loadable.ruleset, self.client)
+            if not rescue.committed:
+                return self._failed(digest, f"{why} ({rescue.error})")
+            if rescue.fallback:
+                self._forget_kernel()
+                self.state.applied_tables = [HOST_LABEL]
+                return self._failed(digest, f"{why}; only the default rules are loaded "
+                                    "(admin guide §13.8.1: management access kept)")
+            refused = rescue.refused
         self._committed(loadable, digest, result.side_effects)
+        for message in refused:
+            self.log.error(message)
+        if refused:
+            self.state.last_error = "; ".join(refused)
+            self.state.last_error_at = self._wall()
         self._report_missing(missing)
         self.state.state = ACTIVE
         self.state.missing_features = list(missing)

@@ -12,7 +12,6 @@ refuses, each reported at its config file:line.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from proxmox_fw.nft.diff import plan_update
 from proxmox_fw.nft.features import KernelFeatures, probe_features
 from proxmox_fw.nft.netns import run_in_new_netns
 from proxmox_fw.nft.objects import Ruleset
+from proxmox_fw.nft.salvage import checker, refused_rules, rule_origin
 from proxmox_fw.nft.skeleton import SkeletonError
 from proxmox_fw.pipeline import compile_node, host_facts, load_node
 from proxmox_fw.tools.lint import errors_at, lint_config
@@ -105,59 +105,13 @@ def kernel_problems(rs: Ruleset, features: KernelFeatures | None = None) -> list
     return list(out)
 
 
-def _is_rule(cmd: Command) -> bool:
-    return "rule" in cmd.get("add", {})
-
-
-def _rule_origin(cmd: Command) -> str | None:
-    comment = cmd["add"]["rule"].get("comment")
-    if isinstance(comment, str):
-        _, sep, line = comment.rpartition(":")
-        if sep and line.isdigit():
-            return comment
-    return None
-
-
-def _first_line(error: str) -> str:
-    """libnftables' message without its location prefix (``internal:0:0-0: Error: ``)."""
-    lines = [ln.strip() for ln in error.strip().splitlines() if ln.strip()]
-    if not lines:
-        return "refused"
-    _, sep, message = lines[0].partition("Error: ")
-    return message if sep else lines[0]
-
-
 def _refused(commands: list[Command]) -> list[tuple[str | None, str]]:
     """In a fresh namespace: nothing if the kernel takes ``commands``; else each refused
     rule as (its origin ``file:line``, the error), or (None, error) when what fails is not
     a single rule."""
     client = NftClient()
-    client.set_check_mode(True)
-
-    def error(cmds: list[Command]) -> str | None:
-        result = client.run_json({"nftables": cmds})
-        return None if result.ok else _first_line(result.error)
-
-    whole = error(commands)
-    if whole is None:
-        return []
-    base = [c for c in commands if not _is_rule(c)]
-    if (err := error(base)) is not None:
-        return [(None, err)]
-    found: list[tuple[str | None, str]] = []
-    for rules in _by_chain(commands):
-        if error(base + rules) is None:
-            continue
-        for rule in rules:
-            if (err := error([*base, rule])) is not None:
-                found.append((_rule_origin(rule), err))
-    return found or [(None, whole)]
-
-
-def _by_chain(commands: list[Command]) -> Iterator[list[Command]]:
-    chains: dict[tuple[str, str, str], list[Command]] = {}
-    for c in commands:
-        if _is_rule(c):
-            r = c["add"]["rule"]
-            chains.setdefault((r["family"], r["table"], r["chain"]), []).append(c)
-    yield from chains.values()
+    check = checker(client)
+    found = refused_rules(commands, check)
+    if found is None:
+        return [(None, check(commands) or "refused")]
+    return [(rule_origin(commands[i]), err) for i, err in found]

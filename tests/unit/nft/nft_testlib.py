@@ -5,12 +5,12 @@ from __future__ import annotations
 import itertools
 import socket
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from proxmox_fw.nft import kernelstate
-from proxmox_fw.nft.client import NftClient
+from proxmox_fw.nft.client import NftClient, Result
 from proxmox_fw.nft.kernelstate import FAMILIES, TABLE_F_DORMANT, TABLE_F_OWNER, TABLE_F_PERSIST
 from proxmox_fw.nft.objects import HOST_TABLE, INET
 
@@ -113,3 +113,38 @@ def add_foreign_tables(maker: TableMaker) -> list[Foreign]:
             if maker.create(family, name, flags) == 0:
                 made.append(Foreign(family, name, flags))
     return made
+
+
+# -- fault injection: objects the kernel refuses -------------------------------------------
+MISSING_SET = {"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "saddr"}},
+                         "right": "@no-such-set"}}  # fmt: skip
+
+
+class Poisoned(NftClient):
+    """A real client whose kernel refuses chosen objects, in every transaction and check
+    that carries them: the rules whose comment is in ``rules`` (made to match a missing
+    set; the bare drop that replaces one is taken) and the elements of the sets named in
+    ``sets`` (made invalid addresses)."""
+
+    def __init__(self, rules: Iterable[str] = (), sets: Iterable[str] = ()) -> None:
+        super().__init__()
+        self.rules, self.sets = frozenset(rules), frozenset(sets)
+
+    def _poison(self, cmd: dict[str, Any]) -> dict[str, Any]:
+        add = cmd.get("add", {})
+        rule, elem = add.get("rule"), add.get("element")
+        if rule is not None and rule.get("comment") in self.rules \
+                and rule["expr"] != [{"drop": None}]:
+            return {"add": {"rule": {**rule, "expr": [MISSING_SET, *rule["expr"]]}}}
+        if elem is not None and elem["name"] in self.sets:
+            return {"add": {"element": {**elem, "elem": ["300.1.2.3"]}}}
+        return cmd
+
+    def _inject(self, doc: Any) -> Any:
+        return {"nftables": [self._poison(c) for c in doc["nftables"]]}
+
+    def run_json(self, doc: Any) -> Result:
+        return super().run_json(self._inject(doc))
+
+    def check_json(self, doc: Any) -> Result:
+        return super().check_json(self._inject(doc))
