@@ -1,8 +1,8 @@
 """Fault injection on the daemon process (issue 10): SIGKILL at random moments of its
 updates, and files rewritten in place (not atomically) while it polls. Whatever the
 moment, the kernel holds a complete ruleset -- after a SIGKILL the previous one or the
-new one -- and the next start recovers. Bounded: a fixed number of iterations with a fixed seed, so a
-failure replays."""
+new one -- and the next start recovers. Bounded: a fixed number of iterations with a
+fixed seed, so a failure replays."""
 
 from __future__ import annotations
 
