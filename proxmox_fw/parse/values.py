@@ -117,7 +117,7 @@ def _fast_ip(text: str) -> IpAddr | None:
                 return None
             return ipaddress.IPv6Address(int.from_bytes(socket.inet_pton(AF_INET6, text), "big"))
         return ipaddress.IPv4Address(int.from_bytes(socket.inet_pton(AF_INET, text), "big"))
-    except OSError:
+    except (OSError, ValueError):  # ValueError: a NUL inside (found by tests/fuzz)
         return None
 
 

@@ -271,3 +271,10 @@ def test_icmp_type(text: str, v6: bool, expected: IcmpType) -> None:
 def test_icmp_type_rejects(text: str, v6: bool, message: str) -> None:
     with pytest.raises(ValueParseError, match=message):
         parse_icmp_type(text, v6)
+
+
+@pytest.mark.parametrize("text", ["\x00", "1.2.3.4\x00", "::\x00", "\x00/24"])
+def test_a_nul_in_an_address_is_a_parse_error_not_a_traceback(text: str) -> None:
+    # found by tests/fuzz (inet_pton raises ValueError, not OSError, on a NUL)
+    with pytest.raises(ValueParseError):
+        parse_cidr(text)
