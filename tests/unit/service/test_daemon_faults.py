@@ -48,9 +48,18 @@ def host_ports(items: list[dict[str, Any]]) -> list[int]:
     return out
 
 
+def _no_counts(node: Any) -> Any:
+    """Counter values left out (stray packets of the veth, e.g. IPv6 autoconf, move them)."""
+    if isinstance(node, dict):
+        return {k: None if k == "counter" else _no_counts(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_no_counts(v) for v in node]
+    return node
+
+
 def without_host_in(items: list[dict[str, Any]]) -> dict[str, Any]:
     """The table but host-in, the only chain the edits touch."""
-    shape = normalized(items)
+    shape = _no_counts(normalized(items))
     shape["rules"] = {c: r for c, r in shape.get("rules", {}).items() if c != "host-in"}
     return shape
 
