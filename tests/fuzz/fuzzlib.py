@@ -1,5 +1,6 @@
-"""One mutation of the seed tree (tests/fuzz/corpus/pve, a copy of the upstream
-integration input) and the properties every mutation must keep (issue 10):
+"""One mutation of the seed tree (the upstream integration input of the conformance data,
+read in place from ``../shared/conformance``, plus our example's corosync.conf) and the
+properties every mutation must keep (issue 10):
 
 - reading and compiling never raise;
 - every diagnostic names its file, and a problem in a line-based file its line;
@@ -25,8 +26,11 @@ from proxmox_fw.nft.features import KernelFeatures
 from proxmox_fw.nft.netns import NetnsWorker
 from proxmox_fw.nft.objects import Ruleset
 from proxmox_fw.pipeline import compile_dir
+from tests.unit.helpers import CONFORMANCE
 
-CORPUS = Path(__file__).parent / "corpus" / "pve"
+# The conformance data is used by path, never copied into the project (its README).
+CORPUS = CONFORMANCE / "upstream-integration" / "pve"
+COROSYNC = Path(__file__).resolve().parents[2] / "examples" / "pve" / "corosync.conf"
 REGRESSIONS = Path(__file__).parent / "regressions"
 NODE = "pve1"
 
@@ -52,14 +56,19 @@ class Mutation:
         return Mutation(data["file"], data["line"], data["text"].encode("latin-1"))
 
 
+def _seed_file(file: str) -> Path:
+    return COROSYNC if file == "corosync.conf" else CORPUS / file
+
+
 def seed_lines(file: str) -> list[bytes]:
-    return (CORPUS / file).read_bytes().split(b"\n")
+    return _seed_file(file).read_bytes().split(b"\n")
 
 
 def write_tree(root: Path, file: str, lines: list[bytes]) -> Path:
     if root.exists():
         shutil.rmtree(root)
     shutil.copytree(CORPUS, root)
+    shutil.copyfile(COROSYNC, root / "corosync.conf")
     (root / file).write_bytes(b"\n".join(lines))
     return root
 
