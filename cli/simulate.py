@@ -17,8 +17,10 @@ EXIT_UNSUPPORTED = 3
 
 def simulate_cmd(
     ctx: typer.Context,
-    from_zone: Annotated[str, typer.Option("--from", help="Sending zone: host or outside.")],
-    to_zone: Annotated[str, typer.Option("--to", help="Receiving zone: host or outside.")],
+    from_zone: Annotated[str, typer.Option(
+        "--from", help="Sending zone: host, outside, vm<ID>, ct<ID> (vm<ID>i<N>: netN).")],
+    to_zone: Annotated[str, typer.Option(
+        "--to", help="Receiving zone: host, outside, vm<ID>, ct<ID> (vm<ID>i<N>: netN).")],
     proto: Annotated[str, typer.Option("--proto", help="tcp or udp.")] = "tcp",
     source: Annotated[str | None, typer.Option(
         "--source", help="Source address (default: the sending zone's).")] = None,
@@ -30,14 +32,18 @@ def simulate_cmd(
 ) -> None:
     """Send one packet between two zones of a throwaway node running the configuration.
 
-    The node (host 172.16.1.2/24 on vmbr0, the outside zone behind its uplink eth0) is
-    built in network namespaces that vanish afterwards; the configuration is applied
+    The node (host 172.16.1.2/24 on vmbr0, the outside zone behind its uplink eth0, a
+    guest zone on the bridge port tap<ID>i<N> or veth<ID>i<N> with its NIC's MAC from the
+    guest's config) is built in network namespaces that vanish afterwards; a guest's
+    address is --source/--dest, else one in the host's network (172.16.1.100 as sender,
+    172.16.1.101 as receiver). The configuration is applied
     there as `apply` does, the packet really sent and traced. Prints the verdict the
     sender saw (ACCEPT, DROP, REJECT) and the packet's path rule by rule with each
     rule's config file:line. Needs root; never touches this machine's ruleset.
 
     Exit codes: 0 simulated; 1 the kernel refused the ruleset; 2 usage error (or not
-    root); 3 cannot be simulated here (guest zones).
+    root); 3 cannot be simulated here (a guest zone on a kernel without the bridge
+    features of the guest table, which are named; a NIC on another bridge or VLAN).
     """
     from proxmox_fw import log
     from proxmox_fw.tools.simulate import (
