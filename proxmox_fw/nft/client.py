@@ -56,11 +56,6 @@ class NftClient:
         self._nft.set_json_output(True)
         self._nft.set_handle_output(True)
 
-    def set_check_mode(self, on: bool) -> None:
-        """In check mode the kernel validates each transaction and aborts it (``nft -c``):
-        nothing is ever committed."""
-        self._nft.set_dry_run(on)
-
     def run_text(self, text: str) -> Result:
         """Run commands in nft's text syntax (as ``nft -f`` would)."""
         with _LOCK:
