@@ -6,7 +6,7 @@ import errno
 from collections.abc import Iterator
 
 from proxmox_fw.logger.ctformat import CtEvent, Tuple
-from proxmox_fw.logger.netlink import NfnlSocket, attrs, be, messages
+from proxmox_fw.nfnetlink import NfnlSocket, attrs, be, messages
 
 NFNL_SUBSYS_CTNETLINK = 1
 IPCTNL_MSG_CT_NEW, IPCTNL_MSG_CT_DELETE, IPCTNL_MSG_CT_GET_STATS = 0, 2, 5

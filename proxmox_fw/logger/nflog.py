@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from proxmox_fw.logger.format import AF_BRIDGE, AF_INET, AF_INET6, LoggedPacket
-from proxmox_fw.logger.netlink import NfnlSocket, attr, attrs, be, messages
+from proxmox_fw.nfnetlink import NfnlSocket, attr, attrs, be, messages
 
 NFNL_SUBSYS_ULOG = 4
 NFULNL_MSG_PACKET = NFNL_SUBSYS_ULOG << 8

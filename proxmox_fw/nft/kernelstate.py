@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
+from proxmox_fw.nfnetlink import NLA_TYPE_MASK, attr
 from proxmox_fw.nft.objects import BRIDGE, GUEST_TABLE, HOST_TABLE, INET
 
 NETLINK_NETFILTER = 12
@@ -55,7 +56,6 @@ NLM_F_DUMP_INTR = 0x10
 NLM_F_DUMP = 0x300
 NLMSG_ERROR = 2
 NLMSG_DONE = 3
-NLA_TYPE_MASK = 0x3FFF  # without NLA_F_NESTED / NLA_F_NET_BYTEORDER
 
 NFTA_GEN_ID = 1
 NFTA_TABLE_NAME, NFTA_TABLE_FLAGS, NFTA_TABLE_USE, NFTA_TABLE_HANDLE = 1, 2, 3, 4
@@ -144,13 +144,8 @@ class _Message:
 
 
 # -- attributes ------------------------------------------------------------------------
-def _attr(atype: int, payload: bytes) -> bytes:
-    length = 4 + len(payload)
-    return struct.pack("=HH", length, atype) + payload + b"\0" * (-length % 4)
-
-
 def _str_attr(atype: int, value: str) -> bytes:
-    return _attr(atype, value.encode() + b"\0")
+    return attr(atype, value.encode() + b"\0")
 
 
 def iter_attrs(

@@ -18,6 +18,8 @@ import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from proxmox_fw.nfnetlink import attrs as nl_attrs
+
 NETLINK_NETFILTER = 12
 SOL_NETLINK = 270
 NETLINK_ADD_MEMBERSHIP = 1
@@ -46,18 +48,6 @@ FAMILIES = {1: "inet", 2: "ip", 3: "arp", 5: "netdev", 7: "bridge", 10: "ip6"}
 VERDICTS = {0: "drop", 1: "accept", -1: "continue", -2: "break", -3: "jump", -4: "goto",
             -5: "return"}  # fmt: skip
 PROTOCOLS = {1: "icmp", 6: "tcp", 17: "udp", 58: "icmpv6", 132: "sctp"}
-
-
-def nl_attrs(data: bytes, start: int, end: int) -> dict[int, bytes]:
-    out: dict[int, bytes] = {}
-    pos = start
-    while pos + 4 <= end:
-        length, kind = struct.unpack_from("=HH", data, pos)
-        if length < 4:
-            break
-        out[kind & 0x3FFF] = data[pos + 4 : pos + length]
-        pos += (length + 3) & ~3
-    return out
 
 
 def be32(raw: bytes | None) -> int | None:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from proxmox_fw.logger.netlink import NfnlSocket
+from proxmox_fw.nfnetlink import NfnlSocket
 from tests.behaviour.hostlib import HOST4, HOST6, Firewall, Pkt, cluster_fw, host_fw
 from tests.harness import rawpkt
 from tests.harness.logdaemon import LoggerProcess, eventually, fields

@@ -11,7 +11,7 @@ import pytest
 
 from proxmox_fw.logger.conntrack import ConntrackEvents, parse_event
 from proxmox_fw.logger.ctformat import CtEvent, Tuple, format_conntrack
-from proxmox_fw.logger.netlink import attr
+from proxmox_fw.nfnetlink import attr
 from tests.unit.logger.conftest import local_zone
 
 A, B = socket.inet_aton("10.0.0.1"), socket.inet_aton("10.0.0.2")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import struct
 
 from proxmox_fw.logger.format import AF_BRIDGE, LoggedPacket
-from proxmox_fw.logger.netlink import attr
 from proxmox_fw.logger.nflog import NflogSocket, SeqGaps, parse_packet
+from proxmox_fw.nfnetlink import attr
 
 
 def message(seq: int, family: int = AF_BRIDGE) -> bytes:

@@ -1,4 +1,5 @@
-"""A small nfnetlink layer: messages and attributes of ``NETLINK_NETFILTER`` sockets.
+"""A small nfnetlink layer: messages and attributes of ``NETLINK_NETFILTER`` sockets,
+shared by the logger (NFLOG, conntrack), the trace reader and the kernel-state reader.
 
 pyroute2 has no NFLOG messages and decodes conntrack events into generic dicts at many
 times the cost of these few struct calls; under a log flood every microsecond per packet
